@@ -1,0 +1,1 @@
+"""Real services for tests, benchmarks and the demo: PostgreSQL, Redis, and a local Kubernetes API."""
