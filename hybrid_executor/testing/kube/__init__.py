@@ -1,0 +1,11 @@
+"""A local Kubernetes API (core/v1 namespaces, pods, resourcequotas) that behaves as kube-apiserver does.
+
+Start it from Python with :class:`LocalKubeAPI`, or from a shell with
+``python -m hybrid_executor.testing.kube serve --port 0 --kubeconfig PATH [--kubelet] [--history N]``.
+"""
+
+from hybrid_executor.testing.kube.faults import FaultInjector, FaultRule
+from hybrid_executor.testing.kube.handle import LocalKubeAPI
+from hybrid_executor.testing.kube.kubelet import KubeletConfig
+
+__all__ = ["FaultInjector", "FaultRule", "KubeletConfig", "LocalKubeAPI"]

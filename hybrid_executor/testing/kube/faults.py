@@ -1,0 +1,171 @@
+"""Fault injection: error answers, latency, reset connections and cut watches, chosen per verb and path.
+
+Rules are added from the test's thread and read on the server's loop, hence the lock. A rule
+fires on a matching request with its probability, at most ``times`` times; ``hits`` counts how
+often it did, so a test can assert that its fault was really met.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+import random
+import threading
+from dataclasses import dataclass, field
+
+from hybrid_executor.testing.kube.errors import ApiError
+
+VERBS = ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")
+
+# The reason and wording the real server uses for each code a fault may answer with.
+_REASONS: dict[int, tuple[str, str]] = {
+    400: ("BadRequest", "the server rejected our request for an unknown reason"),
+    401: ("Unauthorized", "Unauthorized"),
+    403: ("Forbidden", "forbidden: the server does not allow access to the requested resource"),
+    404: ("NotFound", "the server could not find the requested resource"),
+    409: ("Conflict", "the server reported a conflict"),
+    410: ("Expired", "the resource has expired"),
+    422: ("Invalid", "the server rejected our request due to an error in our request"),
+    429: ("TooManyRequests", "Too many requests, please try again later."),
+    500: ("InternalError", "Internal error occurred: injected fault"),
+    502: ("InternalError", "bad gateway"),
+    503: ("ServiceUnavailable", "the server is currently unable to handle the request"),
+    504: (
+        "Timeout",
+        "the server was unable to return a response in the time allotted, but may still be processing the request",
+    ),
+}
+
+
+@dataclass
+class FaultRule:
+    verb: str = "*"
+    resource: str = "*"  # e.g. "pods", "pods/log", "pods/status", "namespaces"; a glob
+    path: str = "*"  # a glob on the URL path
+    status: int | None = None
+    message: str | None = None
+    retry_after: float | None = None
+    times: int | None = None
+    probability: float = 1.0
+    latency: float = 0.0
+    reset: bool = False
+    watch_close_after_events: int | None = None
+    watch_close_after_seconds: float | None = None
+    hits: int = 0
+
+    def matches(self, verb: str, resource: str, path: str) -> bool:
+        return (
+            (self.verb == "*" or self.verb == verb)
+            and fnmatch.fnmatchcase(resource, self.resource)
+            and fnmatch.fnmatchcase(path, self.path)
+        )
+
+    def error(self) -> ApiError:
+        assert self.status is not None
+        reason, default_message = _REASONS.get(self.status, ("InternalError", "injected fault"))
+        details: dict[str, object] = {}
+        headers: dict[str, str] = {}
+        if self.retry_after is not None:
+            seconds = max(1, math.ceil(self.retry_after))
+            details["retryAfterSeconds"] = seconds
+            headers["Retry-After"] = str(seconds)
+        return ApiError(self.status, reason, self.message or default_message, details or None, headers)
+
+
+@dataclass
+class Decision:
+    """What the server does to one request because of the rules that fired on it."""
+
+    latency: float = 0.0
+    error: ApiError | None = None
+    reset: bool = False
+    watch_close_after_events: int | None = None
+    watch_close_after_seconds: float | None = None
+    fired: list[FaultRule] = field(default_factory=list)
+
+
+class FaultInjector:
+    def __init__(self, seed: int | None = None) -> None:
+        self._rules: list[FaultRule] = []
+        self._lock = threading.Lock()
+        self._random = random.Random(seed)  # noqa: S311 - chance, not secrecy
+
+    def add(
+        self,
+        verb: str = "*",
+        resource: str = "*",
+        path: str = "*",
+        *,
+        status: int | None = None,
+        message: str | None = None,
+        retry_after: float | None = None,
+        times: int | None = None,
+        probability: float = 1.0,
+        latency: float = 0.0,
+        reset: bool = False,
+        watch_close_after_events: int | None = None,
+        watch_close_after_seconds: float | None = None,
+    ) -> FaultRule:
+        """Add a rule; see FaultRule. Returns it, so a test can read ``hits`` or remove it."""
+        if verb != "*" and verb not in VERBS:
+            raise ValueError(f"verb {verb!r} is not one of {', '.join(VERBS)} or '*'")
+        if not 0.0 <= probability <= 1.0:
+            raise ValueError(f"probability must be within 0..1, got {probability}")
+        if status is not None and not 400 <= status <= 599:
+            raise ValueError(f"status must be an HTTP error code (400-599), got {status}")
+        rule = FaultRule(
+            verb,
+            resource,
+            path,
+            status,
+            message,
+            retry_after,
+            times,
+            probability,
+            latency,
+            reset,
+            watch_close_after_events,
+            watch_close_after_seconds,
+        )
+        with self._lock:
+            self._rules.append(rule)
+        return rule
+
+    def remove(self, rule: FaultRule) -> None:
+        with self._lock:
+            if rule in self._rules:
+                self._rules.remove(rule)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._rules.clear()
+
+    @property
+    def rules(self) -> list[FaultRule]:
+        with self._lock:
+            return list(self._rules)
+
+    def decide(self, verb: str, resource: str, path: str) -> Decision:
+        decision = Decision()
+        with self._lock:
+            if not self._rules:
+                return decision
+            for rule in self._rules:
+                if not rule.matches(verb, resource, path):
+                    continue
+                if rule.times is not None and rule.hits >= rule.times:
+                    continue
+                if rule.probability < 1.0 and self._random.random() >= rule.probability:
+                    continue
+                rule.hits += 1
+                decision.fired.append(rule)
+                decision.latency += rule.latency
+                if rule.reset and decision.error is None:
+                    decision.reset = True
+                if rule.status is not None and decision.error is None and not decision.reset:
+                    decision.error = rule.error()
+                if rule.watch_close_after_events is not None:
+                    decision.watch_close_after_events = rule.watch_close_after_events
+                if rule.watch_close_after_seconds is not None:
+                    decision.watch_close_after_seconds = rule.watch_close_after_seconds
+        return decision

@@ -1,0 +1,394 @@
+"""The HTTP face of the local API: URL and query parsing, JSON and watch streams, fault application.
+
+Everything here is transport; what a verb means lives in ``cluster`` and ``store``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import socket
+import struct
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from hybrid_executor.testing.kube.cluster import Cluster, parse_revision
+from hybrid_executor.testing.kube.errors import ApiError, bad_request, method_not_allowed
+from hybrid_executor.testing.kube.faults import Decision, FaultInjector
+from hybrid_executor.testing.kube.selectors import parse_field_selector, parse_label_selector
+from hybrid_executor.testing.kube.validation import KINDS, decode
+
+if TYPE_CHECKING:
+    from hybrid_executor.testing.kube.kubelet import Kubelet
+
+NAMESPACED = ("pods", "resourcequotas")
+SUBRESOURCES = {"pods": ("status", "log"), "resourcequotas": ("status",), "namespaces": ("status",)}
+SERVER_VERSION = {
+    "major": "1",
+    "minor": "36",
+    "gitVersion": "v1.36.0-hybrid-executor-local",
+    "gitCommit": "0000000000000000000000000000000000000000",
+    "gitTreeState": "clean",
+    "buildDate": "2026-01-01T00:00:00Z",
+    "goVersion": "go1.26",
+    "compiler": "gc",
+    "platform": "linux/amd64",
+}
+
+
+def _dumps(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def json_response(obj: Any, status: int = 200) -> web.Response:
+    return web.Response(body=_dumps(obj), status=status, content_type="application/json")
+
+
+def error_response(error: ApiError) -> web.Response:
+    response = json_response(error.status(), error.code)
+    response.headers.update(error.headers)
+    return response
+
+
+def not_found_path() -> ApiError:
+    return ApiError(404, "NotFound", "the server could not find the requested resource", {})
+
+
+@dataclass(frozen=True)
+class Target:
+    resource: str
+    namespace: str | None  # None: across all namespaces (or cluster-scoped)
+    name: str | None
+    subresource: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.resource}/{self.subresource}" if self.subresource else self.resource
+
+
+def parse_target(path: str) -> Target | None:
+    parts = [p for p in path.split("/") if p]
+    if parts[:2] != ["api", "v1"]:
+        return None
+    rest = parts[2:]
+    if not rest:
+        return None
+    if rest[0] == "namespaces":
+        if len(rest) == 1:
+            return Target("namespaces", None, None)
+        if len(rest) == 2:
+            return Target("namespaces", None, rest[1])
+        if len(rest) == 3 and rest[2] == "status":
+            return Target("namespaces", None, rest[1], "status")
+        resource = rest[2]
+        if resource not in NAMESPACED or len(rest) > 5:
+            return None
+        name = rest[3] if len(rest) > 3 else None
+        subresource = rest[4] if len(rest) > 4 else ""
+        if subresource and subresource not in SUBRESOURCES[resource]:
+            return None
+        return Target(resource, rest[1], name, subresource)
+    if len(rest) == 1 and rest[0] in NAMESPACED:
+        return Target(rest[0], None, None)
+    return None
+
+
+def verb_of(method: str, target: Target | None, query: Any) -> str:
+    collection = target is None or target.name is None
+    if method == "GET":
+        if collection and query.get("watch") in ("true", "1"):
+            return "watch"
+        return "list" if collection else "get"
+    return {
+        "POST": "create",
+        "PUT": "update",
+        "PATCH": "patch",
+        "DELETE": "deletecollection" if collection else "delete",
+    }.get(method, method.lower())
+
+
+class ApiHttp:
+    """aiohttp handlers over one Cluster; counts requests per (verb, resource) for inspection."""
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        faults: FaultInjector,
+        kubelet: Kubelet | None = None,
+        bookmark_interval: float = 5.0,
+    ) -> None:
+        self.cluster = cluster
+        self.store = cluster.store
+        self.faults = faults
+        self.kubelet = kubelet
+        self.bookmark_interval = bookmark_interval
+        self.requests: Counter[tuple[str, str]] = Counter()
+        self._streams: set[asyncio.Event] = set()
+
+    def application(self) -> web.Application:
+        app = web.Application(client_max_size=8 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        return app
+
+    def close_streams(self) -> None:
+        """End every open watch and follow stream (shutdown)."""
+        self.store.close_all_watches()
+        for stop in self._streams:
+            stop.set()
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        path = request.path
+        if path in ("/version", "/version/"):
+            return json_response(SERVER_VERSION)
+        if path in ("/healthz", "/livez", "/readyz"):
+            return web.Response(text="ok")
+        if path in ("/api", "/api/"):
+            return json_response({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []})
+        target = parse_target(path)
+        verb = verb_of(request.method, target, request.query)
+        self.requests[(verb, target.label if target else path)] += 1
+        decision = self.faults.decide(verb, target.label if target else "", path)
+        if decision.latency:
+            await asyncio.sleep(decision.latency)
+        if decision.reset and decision.watch_close_after_events is None and decision.watch_close_after_seconds is None:
+            _reset(request)
+            return web.Response(status=500)
+        if decision.error is not None:
+            return error_response(decision.error)
+        if target is None:
+            return error_response(not_found_path())
+        try:
+            return await self._dispatch(request, target, verb, decision)
+        except ApiError as error:
+            return error_response(error)
+
+    async def _dispatch(
+        self, request: web.Request, target: Target, verb: str, decision: Decision
+    ) -> web.StreamResponse:
+        namespace = target.namespace
+        if target.resource in NAMESPACED and namespace is None and verb not in ("list", "watch"):
+            raise method_not_allowed(request.method)
+        if verb == "watch":
+            return await self._watch(request, target, decision)
+        if verb == "list":
+            return json_response(self._list(request, target))
+        if target.subresource == "log":
+            if verb != "get":
+                raise method_not_allowed(request.method)
+            return await self._log(request, target)
+        if verb == "create":
+            if target.name is not None:
+                raise method_not_allowed(request.method)
+            body = decode(await request.read(), target.resource)
+            return json_response(self.cluster.create(target.resource, namespace or "", body), 201)
+        if verb == "deletecollection":
+            return json_response(await self._delete_collection(request, target))
+        assert target.name is not None
+        ns = namespace or ""
+        if verb == "get":
+            return json_response(self.store.get(target.resource, ns, target.name))
+        if verb == "delete":
+            options = await self._delete_options(request)
+            return json_response(self.cluster.delete(target.resource, ns, target.name, options))
+        if verb == "patch":
+            content_type = request.headers.get("Content-Type", "")
+            patch = await request.read()
+            updated = self.cluster.patch(target.resource, ns, target.name, content_type, patch, target.subresource)
+            return json_response(updated)
+        if verb == "update":
+            body = decode(await request.read(), target.resource)
+            return json_response(self.cluster.replace(target.resource, ns, target.name, body, target.subresource))
+        raise method_not_allowed(request.method)
+
+    def _list(self, request: web.Request, target: Target) -> dict[str, Any]:
+        query = request.query
+        limit_text = query.get("limit", "0") or "0"
+        try:
+            limit = int(limit_text)
+        except ValueError:
+            raise bad_request(f"invalid limit: {limit_text!r}") from None
+        return self.cluster.list(
+            target.resource,
+            target.namespace,
+            parse_label_selector(query.get("labelSelector")),
+            parse_field_selector(query.get("fieldSelector"), target.resource),
+            limit=max(0, limit),
+            continue_token=query.get("continue", ""),
+            resource_version=query.get("resourceVersion"),
+            resource_version_match=query.get("resourceVersionMatch"),
+        )
+
+    async def _delete_options(self, request: web.Request) -> dict[str, Any]:
+        options: dict[str, Any] = {}
+        raw = await request.read()
+        if raw.strip():
+            try:
+                options = json.loads(raw)
+            except ValueError:
+                raise bad_request("the body of the DeleteOptions could not be decoded as JSON") from None
+            if not isinstance(options, dict):
+                raise bad_request("the body of the DeleteOptions must be an object")
+        grace = request.query.get("gracePeriodSeconds")
+        if grace is not None:
+            try:
+                options["gracePeriodSeconds"] = int(grace)
+            except ValueError:
+                raise bad_request(f"invalid gracePeriodSeconds: {grace!r}") from None
+        if options.get("gracePeriodSeconds") is not None and options["gracePeriodSeconds"] < 0:
+            options["gracePeriodSeconds"] = 0
+        return options
+
+    async def _delete_collection(self, request: web.Request, target: Target) -> dict[str, Any]:
+        if target.resource == "namespaces":
+            raise method_not_allowed("DELETE")
+        options = await self._delete_options(request)
+        listed = self._list(request, target)
+        deleted = []
+        for item in listed["items"]:
+            name = item["metadata"]["name"]
+            if self.store.find(target.resource, target.namespace or "", name) is not None:
+                deleted.append(self.cluster.delete(target.resource, target.namespace or "", name, options))
+        listed["items"] = deleted
+        listed["metadata"] = {"resourceVersion": str(self.store.revision)}
+        return listed
+
+    async def _watch(self, request: web.Request, target: Target, decision: Decision) -> web.StreamResponse:
+        query = request.query
+        labels = parse_label_selector(query.get("labelSelector"))
+        fields = parse_field_selector(query.get("fieldSelector"), target.resource)
+        since = parse_revision(query.get("resourceVersion"))
+        timeout_text = query.get("timeoutSeconds")
+        # Without timeoutSeconds the real server ends a watch after a random 30 to 60 minutes.
+        timeout = float(timeout_text) if timeout_text else random.uniform(1800, 3600)  # noqa: S311
+        if decision.watch_close_after_seconds is not None:
+            timeout = min(timeout, decision.watch_close_after_seconds)
+        bookmarks = query.get("allowWatchBookmarks") in ("true", "1")
+        namespace = target.namespace if target.resource != "namespaces" else None
+        response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        try:
+            subscription = self.store.subscribe(target.resource, namespace, labels, fields, since)
+        except ApiError as error:
+            await response.write(_dumps({"type": "ERROR", "object": error.status()}) + b"\n")
+            await response.write_eof()
+            return response
+        kind = KINDS[target.resource]
+        sent = 0
+        deadline = time.monotonic() + timeout
+        stop = asyncio.Event()
+        self._streams.add(stop)
+        try:
+            while not stop.is_set():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                if decision.watch_close_after_events is not None and sent >= decision.watch_close_after_events:
+                    break
+                try:
+                    event = await asyncio.wait_for(
+                        subscription.queue.get(), timeout=min(remaining, self.bookmark_interval)
+                    )
+                except asyncio.TimeoutError:
+                    if bookmarks and time.monotonic() < deadline:
+                        bookmark = {
+                            "kind": kind,
+                            "apiVersion": "v1",
+                            "metadata": {"resourceVersion": str(self.store.revision)},
+                        }
+                        await response.write(_dumps({"type": "BOOKMARK", "object": bookmark}) + b"\n")
+                    continue
+                if event is None:
+                    break
+                await response.write(_dumps(event) + b"\n")
+                sent += 1
+        except (ConnectionResetError, asyncio.CancelledError):
+            return response
+        finally:
+            self.store.unsubscribe(subscription)
+            self._streams.discard(stop)
+        if decision.reset:
+            _reset(request)
+            return response
+        await response.write_eof()
+        return response
+
+    async def _log(self, request: web.Request, target: Target) -> web.StreamResponse:
+        assert target.name is not None
+        assert target.namespace is not None
+        pod = self.store.get("pods", target.namespace, target.name)
+        container = _log_container(pod, request.query.get("container"))
+        tail_text = request.query.get("tailLines")
+        tail = int(tail_text) if tail_text not in (None, "") else None
+        follow = request.query.get("follow") in ("true", "1")
+        logs = self.kubelet.logs(target.namespace, target.name, container) if self.kubelet else None
+        if logs is None or not logs.started:
+            raise bad_request(_not_started_message(pod, container))
+        lines = logs.lines if tail is None else logs.lines[-tail:] if tail > 0 else []
+        if not follow:
+            return web.Response(body=b"".join(lines), content_type="text/plain")
+        response = web.StreamResponse(status=200, headers={"Content-Type": "text/plain"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        for line in lines:
+            await response.write(line)
+        position = len(logs.lines)
+        stop = asyncio.Event()
+        self._streams.add(stop)
+        try:
+            while not stop.is_set():
+                if position < len(logs.lines):
+                    for line in logs.lines[position:]:
+                        await response.write(line)
+                    position = len(logs.lines)
+                    continue
+                if logs.finished:
+                    break
+                await logs.wait_for_more(timeout=0.5)
+        except (ConnectionResetError, asyncio.CancelledError):
+            return response
+        finally:
+            self._streams.discard(stop)
+        await response.write_eof()
+        return response
+
+
+def _log_container(pod: dict[str, Any], requested: str | None) -> str:
+    names: list[str] = [c["name"] for c in pod["spec"].get("containers", [])]
+    name = pod["metadata"]["name"]
+    if requested:
+        if requested not in names + [c["name"] for c in pod["spec"].get("initContainers") or []]:
+            raise bad_request(f"container {requested} is not valid for pod {name}")
+        return requested
+    if len(names) != 1:
+        raise bad_request(f"a container name must be specified for pod {name}, choose one of: [{' '.join(names)}]")
+    return names[0]
+
+
+def _not_started_message(pod: dict[str, Any], container: str) -> str:
+    name = pod["metadata"]["name"]
+    if not pod["spec"].get("nodeName"):
+        return f"pod {name} does not have a host assigned"
+    reason = "ContainerCreating"
+    for status in pod.get("status", {}).get("containerStatuses") or []:
+        if status.get("name") == container:
+            reason = (status.get("state", {}).get("waiting") or {}).get("reason", reason)
+    return f'container "{container}" in pod "{name}" is waiting to start: {reason}'
+
+
+def _reset(request: web.Request) -> None:
+    """Drop the connection with a TCP reset, as a crashed or restarted API server would."""
+    transport = request.transport
+    if transport is None:
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
