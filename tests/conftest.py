@@ -16,7 +16,9 @@ is interrupted.
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -30,8 +32,13 @@ from hybrid_executor.testing.services import (
 
 
 @pytest.fixture(scope="session")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
-    with PostgresServer(tmp_path_factory.mktemp("postgres")) as server:
+def postgres() -> Iterator[PostgresServer]:
+    # Not under pytest's basetemp: every pytest session re-tightens /tmp/pytest-of-<user> to 0700,
+    # which would lock PostgreSQL's unprivileged user out of a server another session is running.
+    with (
+        tempfile.TemporaryDirectory(prefix="hybrid-executor-postgres-") as folder,
+        PostgresServer(Path(folder)) as server,
+    ):
         yield server
 
 

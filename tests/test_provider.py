@@ -1,0 +1,40 @@
+"""Airflow's own providers manager finds this package through its entry point."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from hybrid_executor import __version__
+from hybrid_executor.provider import get_provider_info
+from hybrid_executor.testing.services import AirflowEnv, airflow_command
+
+
+def test_provider_info_passes_airflows_schema() -> None:
+    # Found without importing airflow, which would configure itself from the developer's ~/airflow.
+    spec = importlib.util.find_spec("airflow")
+    assert spec is not None
+    assert spec.submodule_search_locations is not None
+    schema_path = Path(next(iter(spec.submodule_search_locations))) / "provider_info.schema.json"
+    jsonschema.validate(get_provider_info(), json.loads(schema_path.read_text()))
+
+
+@pytest.mark.slow
+def test_airflow_lists_the_package_as_a_provider(airflow_env: AirflowEnv) -> None:
+    result = subprocess.run(
+        [*airflow_command(), "providers", "list", "--output", "json"],
+        env=airflow_env.subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    providers = {p["package_name"]: p for p in json.loads(result.stdout)}
+    assert "hybrid-executor" in providers, sorted(providers)
+    assert providers["hybrid-executor"]["version"] == __version__
