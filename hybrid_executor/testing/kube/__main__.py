@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import signal
 import sys
 from pathlib import Path
@@ -45,20 +46,50 @@ async def _serve(args: argparse.Namespace) -> None:
         bookmark_interval=args.bookmark_interval,
         kubeconfig=args.kubeconfig,
     )
-    await server.start()
-    print(server.url, flush=True)
+    # Signals are taken over before anything is started, so a SIGTERM or SIGINT that comes at any
+    # moment (even before the URL is printed) stops the server cleanly instead of killing it.
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await server.stop()
+    try:
+        await server.start()
+    except OSError as error:
+        await server.stop()
+        raise SystemExit(f"cannot listen on {args.host}:{args.port}: {error.strerror or error}") from None
+    try:
+        print(server.url, flush=True)
+        await stop.wait()
+    finally:
+        await server.stop()
+
+
+def _problems(args: argparse.Namespace) -> list[str]:
+    """What argparse cannot check by type alone, each worded as: option, what it must be, what it got."""
+    problems = []
+    if args.history < 1:
+        problems.append(f"--history must be at least 1, got {args.history}")
+    if not 0 <= args.port <= 65535:
+        problems.append(f"--port must be within 0..65535, got {args.port}")
+    if args.capacity is not None and args.capacity < 0:
+        problems.append(f"--capacity must be at least 0, got {args.capacity}")
+    if not args.bookmark_interval > 0:
+        problems.append(f"--bookmark-interval must be more than 0 seconds, got {args.bookmark_interval}")
+    if args.image_pull_failure is not None:
+        try:
+            re.compile(args.image_pull_failure)
+        except re.error as error:
+            pattern = args.image_pull_failure
+            problems.append(f"--image-pull-failure must be a regular expression, got {pattern!r}: {error}")
+    return problems
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.history < 1:
-        print(f"--history must be at least 1, got {args.history}", file=sys.stderr)
+    problems = _problems(args)
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    if problems:
         return 2
     asyncio.run(_serve(args))
     return 0

@@ -27,9 +27,21 @@ from hybrid_executor.testing.kube.errors import (
 from hybrid_executor.testing.kube.quantity import parse_quantity
 from hybrid_executor.testing.kube.selectors import FieldSelector, LabelSelector
 from hybrid_executor.testing.kube.store import Change, Store
-from hybrid_executor.testing.kube.validation import KINDS, validate, validate_object_meta
+from hybrid_executor.testing.kube.validation import (
+    KINDS,
+    canonicalize_quantities,
+    pod_errors,
+    type_problem,
+    validate,
+    validate_object_meta,
+)
 
 TERMINAL_PHASES = ("Succeeded", "Failed")
+IMMORTAL_NAMESPACES = ("default", "kube-system", "kube-public")
+_NAMESPACE_BEING_EMPTIED = (
+    "The system is ensuring all content is removed from this namespace.  "
+    "Upon completion, this namespace will automatically be purged by the system."
+)
 _LIST_KINDS = {"pods": "PodList", "namespaces": "NamespaceList", "resourcequotas": "ResourceQuotaList"}
 _CONTINUE_TOO_OLD = (
     "The provided continue parameter is too old to display a consistent list result. You can start a new "
@@ -53,19 +65,28 @@ def store_key(obj: dict[str, Any]) -> str:
 
 
 def encode_continue(revision: int, start: str) -> str:
+    """storage.EncodeContinue: ``revision`` -1 means "continue at the newest revision"."""
     raw = json.dumps({"v": "meta.k8s.io/v1", "rv": revision, "start": start}, separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
 def decode_continue(token: str) -> tuple[int, str]:
+    """storage.DecodeContinue, with its error words; a revision below 0 means the newest."""
+    invalid_token = "invalid continue token: continue key is not valid"  # noqa: S105 - an error message
     try:
         padded = token + "=" * (-len(token) % 4)
-        data = json.loads(base64.urlsafe_b64decode(padded))
-        revision, start = int(data["rv"]), str(data["start"])
-        if data.get("v") != "meta.k8s.io/v1" or revision <= 0:
+        data = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        if not isinstance(data, dict):
             raise ValueError(token)
-    except (ValueError, KeyError, TypeError, binascii.Error):
-        raise bad_request(f"continue key is not valid: {token!r}") from None
+    except (ValueError, binascii.Error) as exc:
+        raise bad_request(f"{invalid_token}: {exc}") from None
+    if data.get("v") != "meta.k8s.io/v1":
+        raise bad_request(f"{invalid_token}: server does not recognize this encoded version {data.get('v')}")
+    revision, start = data.get("rv"), data.get("start")
+    if not isinstance(revision, int) or revision == 0:
+        raise bad_request(f"{invalid_token}: incorrect encoded start resourceVersion (version meta.k8s.io/v1)")
+    if not isinstance(start, str) or not start:
+        raise bad_request(f"{invalid_token}: encoded start key empty (version meta.k8s.io/v1)")
     return revision, start
 
 
@@ -122,19 +143,28 @@ class Cluster:
     # --- namespaces ----------------------------------------------------------------------
 
     def create_namespace(self, body: dict[str, Any]) -> dict[str, Any]:
-        namespace = self._clean_for_create(body, "")
+        namespace = self._clean_for_create("namespaces", body, "")
         namespace.setdefault("spec", {})["finalizers"] = ["kubernetes"]
         namespace["status"] = {"phase": "Active"}
+        self._generate_name("namespaces", namespace, "")
         labels = namespace["metadata"].setdefault("labels", {})
         if namespace["metadata"].get("name"):
             labels["kubernetes.io/metadata.name"] = namespace["metadata"]["name"]
         validate("namespaces", namespace)
         return self.store.create("namespaces", namespace)
 
-    def delete_namespace(self, name: str) -> dict[str, Any]:
+    def delete_namespace(self, name: str, preconditions: dict[str, Any] | None = None) -> dict[str, Any]:
+        if name in IMMORTAL_NAMESPACES:  # the NamespaceLifecycle admission's rule
+            raise forbidden("namespaces", name, "this namespace may not be deleted")
         namespace = self.store.get("namespaces", "", name)
+        wanted_uid = (preconditions or {}).get("uid")
+        if wanted_uid and wanted_uid != namespace["metadata"]["uid"]:
+            uid = namespace["metadata"]["uid"]
+            why = f"Precondition failed: UID in precondition: {wanted_uid}, UID in object meta: {uid}"
+            raise conflict("namespaces", name, why)
         if namespace["metadata"].get("deletionTimestamp"):
-            return namespace
+            # The namespace storage's answer while the namespace controller is still emptying it.
+            raise conflict("namespaces", name, _NAMESPACE_BEING_EMPTIED)
         terminating = copy.deepcopy(namespace)
         terminating["metadata"]["deletionTimestamp"] = _timestamp()
         terminating["status"] = {"phase": "Terminating"}
@@ -159,16 +189,26 @@ class Cluster:
             raise not_found("namespaces", namespace)
         if found["metadata"].get("deletionTimestamp"):
             why = f"unable to create new content in namespace {namespace} because it is being terminated"
-            raise forbidden(resource, name, why)
+            error = forbidden(resource, name, why)
+            assert error.details is not None
+            error.details["causes"] = [
+                {
+                    "reason": "NamespaceTerminating",
+                    "message": f"namespace {namespace} is being terminated",
+                    "field": "metadata.namespace",
+                }
+            ]
+            raise error
 
     # --- pods ----------------------------------------------------------------------------
 
     def create_pod(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
-        pod = self._clean_for_create(body, namespace)
+        pod = self._clean_for_create("pods", body, namespace)
         self._require_namespace("pods", namespace, pod["metadata"].get("name", ""))
-        if not pod["metadata"].get("name") and pod["metadata"].get("generateName"):
-            pod["metadata"]["name"] = self.store.generate_name("pods", namespace, pod["metadata"]["generateName"])
+        self._generate_name("pods", pod, namespace)
         default_pod(pod)
+        canonicalize_quantities("pods", pod)
+        pod["metadata"]["generation"] = 1  # the pod strategy's (PodObservedGenerationTracking, 1.33+)
         validate("pods", pod)
         pod["status"] = {"phase": "Pending", "qosClass": pod_qos_class(pod)}
         self._admit_quota(namespace, pod["metadata"]["name"])
@@ -184,15 +224,24 @@ class Cluster:
         # A pod no kubelet runs, or one that has finished, goes at once (the pod strategy's rule).
         if not pod["spec"].get("nodeName") or pod["status"].get("phase") in TERMINAL_PHASES:
             grace = 0
-        current_grace = pod["metadata"].get("deletionGracePeriodSeconds")
-        if grace == 0:
-            return self.store.remove("pods", namespace, name)
+        return self._delete_gracefully("pods", pod, grace)
+
+    def _delete_gracefully(self, resource: str, obj: dict[str, Any], grace: int) -> dict[str, Any]:
+        """The generic store's delete: a grace period, then removal once no finalizer is left.
+
+        An object with finalizers is only marked (deletionTimestamp, deletionGracePeriodSeconds) and
+        answered as it now is; it goes when an update empties its finalizers.
+        """
+        metadata = obj["metadata"]
+        current_grace = metadata.get("deletionGracePeriodSeconds")
         if current_grace is not None and current_grace <= grace:
-            return pod  # a graceful deletion is already under way with a period at least as short
-        deleting = copy.deepcopy(pod)
+            return obj  # a deletion is already under way with a period at least as short
+        if grace == 0 and not metadata.get("finalizers"):
+            return self.store.remove(resource, metadata.get("namespace", ""), metadata["name"])
+        deleting = copy.deepcopy(obj)
         deleting["metadata"]["deletionTimestamp"] = _timestamp(seconds_from_now=grace)
         deleting["metadata"]["deletionGracePeriodSeconds"] = grace
-        return self.store.update("pods", deleting)
+        return self.store.update(resource, deleting)
 
     def _admit_quota(self, namespace: str, name: str) -> None:
         """The ResourceQuota admission check for one more pod (pods not in a terminal phase count)."""
@@ -217,11 +266,13 @@ class Cluster:
     # --- resource quotas -----------------------------------------------------------------
 
     def create_resource_quota(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
-        quota = self._clean_for_create(body, namespace)
+        quota = self._clean_for_create("resourcequotas", body, namespace)
         self._require_namespace("resourcequotas", namespace, quota["metadata"].get("name", ""))
+        self._generate_name("resourcequotas", quota, namespace)
         validate("resourcequotas", quota)
         hard = dict((quota.get("spec") or {}).get("hard") or {})
         quota["status"] = {"hard": hard, "used": self._quota_used(namespace, hard)}
+        canonicalize_quantities("resourcequotas", quota)
         return self.store.create("resourcequotas", quota)
 
     def _quota_used(self, namespace: str, hard: dict[str, Any]) -> dict[str, str]:
@@ -229,16 +280,26 @@ class Cluster:
         return {key: in_use for key in hard if key in ("pods", "count/pods")}
 
     def _refresh_quotas(self, namespace: str) -> None:
-        """What the quota controller does: keep each quota's status.used true to the pods in use."""
+        """What the quota controller does: keep each quota's status true to its spec and the pods in use."""
         for quota in self.store.items("resourcequotas", namespace):
-            hard = (quota.get("status") or {}).get("hard") or {}
-            used = self._quota_used(namespace, hard)
-            if used != (quota.get("status") or {}).get("used"):
-                refreshed = copy.deepcopy(quota)
-                refreshed["status"]["used"] = used
-                self.store.update("resourcequotas", refreshed)
+            self._refresh_quota(quota)
+
+    def _refresh_quota(self, quota: dict[str, Any]) -> None:
+        hard = dict((quota.get("spec") or {}).get("hard") or {})
+        status = {"hard": hard, "used": self._quota_used(quota["metadata"]["namespace"], hard)}
+        refreshed = copy.deepcopy(quota)
+        refreshed["status"] = {**(quota.get("status") or {}), **status}
+        canonicalize_quantities("resourcequotas", refreshed)
+        if refreshed["status"] != quota.get("status"):
+            self.store.update("resourcequotas", refreshed)
 
     def _after_change(self, change: Change) -> None:
+        if change.resource == "resourcequotas":
+            # The controller recalculates a quota whose spec.hard changed (not on its own status updates).
+            before = ((change.prev or {}).get("spec") or {}).get("hard")
+            if change.type == "MODIFIED" and (change.obj.get("spec") or {}).get("hard") != before:
+                self._refresh_quota(change.obj)
+            return
         if change.resource != "pods":
             return
         namespace = change.key[0]
@@ -262,9 +323,10 @@ class Cluster:
         if resource == "pods":
             return self.delete_pod(namespace, name, options.get("gracePeriodSeconds"), options.get("preconditions"))
         if resource == "namespaces":
-            return self.delete_namespace(name)
-        self._check_preconditions(resource, self.store.get(resource, namespace, name), options.get("preconditions"))
-        return self.store.remove(resource, namespace, name)
+            return self.delete_namespace(name, options.get("preconditions"))
+        obj = self.store.get(resource, namespace, name)
+        self._check_preconditions(resource, obj, options.get("preconditions"))
+        return self._delete_gracefully(resource, obj, 0)
 
     def patch(
         self, resource: str, namespace: str, name: str, content_type: str, body: bytes, subresource: str = ""
@@ -273,6 +335,11 @@ class Cluster:
         patched = patching.apply_patch(content_type, original, body)
         if not isinstance(patched, dict):
             raise bad_request("the patch did not produce an object")
+        problem = type_problem(patched, resource)
+        if problem:
+            # The patch handler cannot decode the patched JSON into the type: 422 on the field "patch".
+            patched_json = json.dumps(patched, separators=(",", ":"))
+            raise invalid("", "", [FieldError("Invalid", "patch", patched_json, problem)])
         return self._update(resource, original, patched, subresource)
 
     def replace(
@@ -302,33 +369,54 @@ class Cluster:
                 name,
                 "the object has been modified; please apply your changes to the latest version and try again",
             )
+        updated = copy.deepcopy(candidate)
+        updated["kind"] = KINDS[resource]
+        updated["apiVersion"] = "v1"
+        metadata = updated.setdefault("metadata", {})
+        if not isinstance(metadata, dict):
+            raise bad_request("the object's metadata must be an object")
+        for owned in ("uid", "creationTimestamp", "namespace", "name", "deletionTimestamp", "generation"):
+            if owned in original["metadata"]:
+                metadata[owned] = original["metadata"][owned]
+            else:
+                metadata.pop(owned, None)
+        if "deletionGracePeriodSeconds" in original["metadata"]:  # an update can never remove or change it
+            metadata["deletionGracePeriodSeconds"] = original["metadata"]["deletionGracePeriodSeconds"]
         if subresource == "status":
-            updated = copy.deepcopy(original)
-            updated["status"] = copy.deepcopy(candidate.get("status") or {})
-        else:
-            updated = copy.deepcopy(candidate)
-            updated["status"] = copy.deepcopy(original.get("status") or {})
-            metadata = updated.setdefault("metadata", {})
-            for owned in (
-                "uid",
-                "creationTimestamp",
-                "namespace",
-                "name",
-                "deletionTimestamp",
-                "deletionGracePeriodSeconds",
-            ):
-                if owned in original["metadata"]:
-                    metadata[owned] = original["metadata"][owned]
-                else:
-                    metadata.pop(owned, None)
+            # The status strategies: the spec stays as it was; metadata may change (labels, annotations).
+            _keep(updated, original, "spec")
             errors = validate_object_meta(updated, namespaced=resource != "namespaces")
-            if resource == "pods" and _spec_without_mutable(updated) != _spec_without_mutable(original):
-                errors.append(FieldError("Forbidden", "spec", detail=_POD_UPDATE_FORBIDDEN))
-            if errors:
-                raise invalid(KINDS[resource], name, errors)
+            if resource == "pods":
+                _keep(metadata, original["metadata"], "ownerReferences")
+                updated["status"] = status = updated.get("status") or {}
+                old_qos = (original.get("status") or {}).get("qosClass")
+                if not status.get("qosClass") and old_qos:
+                    status["qosClass"] = old_qos
+                if status.get("qosClass") != old_qos:
+                    errors.append(FieldError("Invalid", "status.qosClass", status["qosClass"], "field is immutable"))
+        else:
+            # The main resource's strategies: status stays as it was.
+            _keep(updated, original, "status")
+            if resource == "pods":
+                errors = pod_errors(updated)
+                if _spec_without_mutable(updated) != _spec_without_mutable(original):
+                    errors.append(FieldError("Forbidden", "spec", detail=_POD_UPDATE_FORBIDDEN))
+                elif updated.get("spec") != original.get("spec"):
+                    metadata["generation"] = int(original["metadata"].get("generation", 1)) + 1
+            else:
+                if resource == "namespaces":
+                    # The namespace strategy: finalizers change only through /finalize, and the name label stays.
+                    _keep(updated, original, "spec")
+                    metadata["labels"] = {**(metadata.get("labels") or {}), "kubernetes.io/metadata.name": name}
+                errors = validate_object_meta(updated, namespaced=resource != "namespaces")
+        if errors:
+            raise invalid(KINDS[resource], name, errors)
+        canonicalize_quantities(resource, updated)
         updated["metadata"]["resourceVersion"] = original["metadata"]["resourceVersion"]
         if updated == original:
             return original  # a no-op write keeps its resourceVersion, as on the real server
+        if resource != "namespaces" and _due_for_removal(original, updated):
+            return self.store.remove(resource, metadata.get("namespace", ""), name)
         return self.store.update(resource, updated)
 
     def list(
@@ -342,27 +430,33 @@ class Cluster:
         resource_version: str | None = None,
         resource_version_match: str | None = None,
     ) -> dict[str, Any]:
+        _validate_list_options(resource_version, resource_version_match, continue_token)
         start = ""
         if continue_token:
-            if resource_version not in (None, ""):
-                raise bad_request("specifying resource version is not allowed when using continue")
             revision, start = decode_continue(continue_token)
+            if resource_version not in (None, "", "0"):
+                raise bad_request("specifying resource version is not allowed when using continue")
+            if revision < 0:
+                revision = self.store.revision
             try:
                 objects = self.store.snapshot(resource, revision)
             except ApiError as exc:
                 if exc.code != 410:
                     raise
-                raise _continue_expired(start, self.store.revision) from None
+                raise _continue_expired(start) from None
         else:
             revision = self.store.revision
             requested = parse_revision(resource_version)
-            if resource_version_match not in (None, "", "Exact", "NotOlderThan"):
-                raise bad_request(f"resourceVersionMatch: Unsupported value: {resource_version_match!r}")
-            if resource_version_match and not resource_version:
-                raise bad_request("resourceVersionMatch is forbidden unless resourceVersion is provided")
-            if resource_version_match == "Exact" and requested is not None:
+            # Exact, or the legacy form of it: a resourceVersion with a limit and no match (read from etcd).
+            exact = resource_version_match == "Exact" or (not resource_version_match and limit > 0)
+            if exact and requested is not None:
                 revision = requested
-                objects = self.store.snapshot(resource, requested)
+                try:
+                    objects = self.store.snapshot(resource, requested)
+                except ApiError as exc:
+                    if exc.code != 410:
+                        raise
+                    raise expired("The resourceVersion for the provided list is too old.") from None
             else:
                 if requested is not None and requested > self.store.revision:
                     objects = self.store.snapshot(resource, requested)  # raises "too large"
@@ -396,8 +490,11 @@ class Cluster:
 
     # --- helpers -------------------------------------------------------------------------
 
-    def _clean_for_create(self, body: dict[str, Any], namespace: str) -> dict[str, Any]:
+    def _clean_for_create(self, resource: str, body: dict[str, Any], namespace: str) -> dict[str, Any]:
         obj = copy.deepcopy(body)
+        # The server always answers with the object's kind and version, whatever the body carried.
+        obj["kind"] = KINDS[resource]
+        obj["apiVersion"] = "v1"
         metadata = obj.setdefault("metadata", {})
         if namespace:
             if metadata.get("namespace") and metadata["namespace"] != namespace:
@@ -413,24 +510,60 @@ class Cluster:
             "creationTimestamp",
             "deletionTimestamp",
             "deletionGracePeriodSeconds",
+            "generation",
             "selfLink",
         ):
             metadata.pop(owned, None)
         obj.pop("status", None)
         return obj
 
+    def _generate_name(self, resource: str, obj: dict[str, Any], namespace: str) -> None:
+        """rest.BeforeCreate: a generateName becomes a name before validation and validating admission."""
+        metadata = obj["metadata"]
+        if not metadata.get("name") and metadata.get("generateName"):
+            metadata["name"] = self.store.generate_name(resource, namespace, metadata["generateName"])
+
     def _check_preconditions(self, resource: str, obj: dict[str, Any], preconditions: dict[str, Any] | None) -> None:
+        """DeleteOptions.preconditions, worded as rest.BeforeDelete does (it names the Kind, not the resource)."""
         if not preconditions:
             return
         metadata = obj["metadata"]
-        for field_name, label in (("uid", "UID"), ("resourceVersion", "ResourceVersion")):
-            wanted = preconditions.get(field_name)
-            if wanted and wanted != metadata.get(field_name):
-                why = (
-                    f"Precondition failed: {label} in precondition: {wanted}, "
-                    f"{label} in object meta: {metadata.get(field_name)}"
-                )
-                raise conflict(resource, metadata["name"], why)
+        kind = KINDS[resource]
+        wanted_uid = preconditions.get("uid")
+        if wanted_uid and wanted_uid != metadata.get("uid"):
+            why = (
+                f"the UID in the precondition ({wanted_uid}) does not match the UID in record ({metadata.get('uid')}). "
+                "The object might have been deleted and then recreated"
+            )
+            raise conflict(kind, metadata["name"], why)
+        wanted_version = preconditions.get("resourceVersion")
+        if wanted_version and wanted_version != metadata.get("resourceVersion"):
+            why = (
+                f"the ResourceVersion in the precondition ({wanted_version}) does not match the ResourceVersion "
+                f"in record ({metadata.get('resourceVersion')}). The object might have been modified"
+            )
+            raise conflict(kind, metadata["name"], why)
+
+
+def _due_for_removal(original: dict[str, Any], updated: dict[str, Any]) -> bool:
+    """ShouldDeleteDuringUpdate: an update took the last finalizer off an object whose deletion is due.
+
+    (Namespaces also need an empty spec.finalizers: the namespace controller removes them instead.)
+    """
+    before = original["metadata"]
+    return (
+        bool(before.get("deletionTimestamp"))
+        and not updated["metadata"].get("finalizers")
+        and not before.get("deletionGracePeriodSeconds")
+    )
+
+
+def _keep(target: dict[str, Any], source: dict[str, Any], key: str) -> None:
+    """Set ``target[key]`` to a copy of ``source[key]``, or drop it if ``source`` has none."""
+    if key in source:
+        target[key] = copy.deepcopy(source[key])
+    else:
+        target.pop(key, None)
 
 
 def _spec_without_mutable(pod: dict[str, Any]) -> dict[str, Any]:
@@ -441,6 +574,28 @@ def _spec_without_mutable(pod: dict[str, Any]) -> dict[str, Any]:
     for mutable in ("activeDeadlineSeconds", "tolerations", "terminationGracePeriodSeconds"):
         spec.pop(mutable, None)
     return spec
+
+
+def _validate_list_options(resource_version: str | None, match: str | None, continue_token: str) -> None:
+    """ValidateListOptions: the list handler refuses these with 422 before it reads anything."""
+    if not match:
+        return
+    errors = []
+    if not resource_version:
+        why = "resourceVersionMatch is forbidden unless resourceVersion is provided"
+        errors.append(FieldError("Forbidden", "resourceVersionMatch", detail=why))
+    if continue_token:
+        why = "resourceVersionMatch is forbidden when continue is provided"
+        errors.append(FieldError("Forbidden", "resourceVersionMatch", detail=why))
+    if match not in ("Exact", "NotOlderThan"):
+        errors.append(
+            FieldError("NotSupported", "resourceVersionMatch", match, supported=("Exact", "NotOlderThan", ""))
+        )
+    if match == "Exact" and resource_version == "0":
+        why = 'resourceVersionMatch "exact" is forbidden for resourceVersion "0"'
+        errors.append(FieldError("Forbidden", "resourceVersionMatch", detail=why))
+    if errors:
+        raise invalid("ListOptions", "", errors, group="meta.k8s.io")
 
 
 def parse_revision(value: str | None) -> int | None:
@@ -456,9 +611,9 @@ def parse_revision(value: str | None) -> int | None:
     return revision
 
 
-def _continue_expired(start: str, revision: int) -> ApiError:
+def _continue_expired(start: str) -> ApiError:
     error = expired(_CONTINUE_TOO_OLD)
-    error.metadata = {"continue": encode_continue(revision, start)}
+    error.metadata = {"continue": encode_continue(-1, start)}  # -1: go on at the newest revision
     return error
 
 

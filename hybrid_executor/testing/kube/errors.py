@@ -47,7 +47,7 @@ def status_body(code: int, reason: str, message: str, details: dict[str, Any] | 
         "reason": reason,
         "code": code,
     }
-    if details:
+    if details is not None:  # an empty StatusDetails is written as {}, a missing one not at all
         body["details"] = details
     return body
 
@@ -90,11 +90,21 @@ def bad_request(message: str) -> ApiError:
 
 
 def method_not_allowed(method: str) -> ApiError:
-    return ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+    return ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource", {})
 
 
-def unsupported_media_type(content_type: str) -> ApiError:
-    return ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format: {content_type}")
+PATCH_MEDIA_TYPES = (
+    "application/json-patch+json",
+    "application/merge-patch+json",
+    "application/strategic-merge-patch+json",
+    "application/apply-patch+yaml",
+)
+
+
+def unsupported_media_type(content_type: str, accepted: tuple[str, ...] = PATCH_MEDIA_TYPES) -> ApiError:
+    """negotiation.NewUnsupportedMediaTypeError: it names what is accepted, not what was sent."""
+    message = f"the body of the request was in an unknown format - accepted media types include: {', '.join(accepted)}"
+    return ApiError(415, "UnsupportedMediaType", message)
 
 
 def expired(message: str) -> ApiError:
@@ -123,8 +133,16 @@ def decode_error(body: bytes, detail: str, kind: str = "Pod", data_kind: str = "
     """400 for a body the server cannot turn into the expected kind (the create handler's own shapes)."""
     if data_kind:
         return bad_request(f'{data_kind} in version "{data_version}" cannot be handled as a {kind}: {detail}')
-    summary = body[:30].decode("utf-8", "replace") + (" ..." if len(body) > 30 else "")
-    return bad_request(f"the object provided is unrecognized (must be of type {kind}): {detail} ({summary})")
+    return bad_request(f"the object provided is unrecognized (must be of type {kind}): {detail} ({summarize(body)})")
+
+
+def summarize(body: bytes, limit: int = 30) -> str:
+    """The create handler's summarizeData: a JSON object's start as text, anything else in hex."""
+    if not body:
+        return "<empty>"
+    if body[:1] == b"{":
+        return body[:limit].decode("utf-8", "replace") + (" ..." if len(body) > limit else "")
+    return body[:limit].hex() + (" ..." if len(body) > limit else "")
 
 
 @dataclass(frozen=True)
@@ -185,13 +203,15 @@ def _render_value(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
 
 
-def invalid(kind: str, name: str, errors: list[FieldError]) -> ApiError:
+def invalid(kind: str, name: str, errors: list[FieldError], group: str = "") -> ApiError:
     """422 Invalid: one message joining every field error, and one cause per error."""
     listed = [str(e) for e in errors]
     joined = listed[0] if len(listed) == 1 else "[" + ", ".join(listed) + "]"
-    return ApiError(
-        422,
-        "Invalid",
-        f'{kind} "{name}" is invalid: {joined}',
-        {"name": name, "kind": kind, "causes": [e.cause() for e in errors]},
-    )
+    qualified = f"{kind}.{group}" if group else kind
+    details: dict[str, Any] = {
+        key: value
+        for key, value in (("name", name), ("group", group), ("kind", kind))
+        if value  # omitempty
+    }
+    details["causes"] = [e.cause() for e in errors]
+    return ApiError(422, "Invalid", f'{qualified} "{name}" is invalid: {joined}', details)

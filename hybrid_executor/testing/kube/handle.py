@@ -115,9 +115,7 @@ class LocalKubeAPI:
         from kubernetes import client, config
 
         configuration = client.Configuration()
-        config.load_kube_config(  # type: ignore[no-untyped-call]
-            config_file=str(self.kubeconfig), client_configuration=configuration
-        )
+        config.load_kube_config(config_file=str(self.kubeconfig), client_configuration=configuration)
         return client.ApiClient(configuration)
 
     # --- inspection and control, run on the server's own loop ------------------------------

@@ -14,21 +14,23 @@ import struct
 import time
 from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from hybrid_executor.testing.kube.cluster import Cluster, parse_revision
-from hybrid_executor.testing.kube.errors import ApiError, bad_request, method_not_allowed
+from hybrid_executor.testing.kube.errors import ApiError, FieldError, bad_request, invalid, method_not_allowed
 from hybrid_executor.testing.kube.faults import Decision, FaultInjector
 from hybrid_executor.testing.kube.selectors import parse_field_selector, parse_label_selector
 from hybrid_executor.testing.kube.validation import KINDS, decode
 
 if TYPE_CHECKING:
-    from hybrid_executor.testing.kube.kubelet import Kubelet
+    from hybrid_executor.testing.kube.kubelet import Kubelet, LogBuffer
 
 NAMESPACED = ("pods", "resourcequotas")
 SUBRESOURCES = {"pods": ("status", "log"), "resourcequotas": ("status",), "namespaces": ("status",)}
+_GONE_POLL = 1.0  # seconds: how often an idle stream checks that its client is still there
 SERVER_VERSION = {
     "major": "1",
     "minor": "36",
@@ -99,10 +101,19 @@ def parse_target(path: str) -> Target | None:
     return None
 
 
+def query_flag(query: Any, name: str) -> bool:
+    """A boolean query parameter as apimachinery reads it: absent, "0" or "false" (any case) is false.
+
+    Anything else is true, "True" included, which is how the official Python client writes ``True``.
+    """
+    value = query.get(name)
+    return value is not None and value != "0" and value.lower() != "false"
+
+
 def verb_of(method: str, target: Target | None, query: Any) -> str:
     collection = target is None or target.name is None
     if method == "GET":
-        if collection and query.get("watch") in ("true", "1"):
+        if collection and query_flag(query, "watch"):
             return "watch"
         return "list" if collection else "get"
     return {
@@ -268,7 +279,7 @@ class ApiHttp:
         timeout = float(timeout_text) if timeout_text else random.uniform(1800, 3600)  # noqa: S311
         if decision.watch_close_after_seconds is not None:
             timeout = min(timeout, decision.watch_close_after_seconds)
-        bookmarks = query.get("allowWatchBookmarks") in ("true", "1")
+        bookmarks = query_flag(query, "allowWatchBookmarks")
         namespace = target.namespace if target.resource != "namespaces" else None
         response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
         response.enable_chunked_encoding()
@@ -276,38 +287,45 @@ class ApiHttp:
         try:
             subscription = self.store.subscribe(target.resource, namespace, labels, fields, since)
         except ApiError as error:
-            await response.write(_dumps({"type": "ERROR", "object": error.status()}) + b"\n")
-            await response.write_eof()
+            with contextlib.suppress(ConnectionResetError):
+                await response.write(_dumps({"type": "ERROR", "object": error.status()}) + b"\n")
+            await _end(response)
             return response
         kind = KINDS[target.resource]
         sent = 0
         deadline = time.monotonic() + timeout
+        next_bookmark = time.monotonic() + self.bookmark_interval
         stop = asyncio.Event()
         self._streams.add(stop)
         try:
-            while not stop.is_set():
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
+            while not stop.is_set() and not _client_gone(request):
+                now = time.monotonic()
+                if now >= deadline:
                     break
                 if decision.watch_close_after_events is not None and sent >= decision.watch_close_after_events:
                     break
+                # Wake at least every second to notice a client that has gone away: the real server
+                # ends the watch (and frees what it holds) as soon as the connection closes.
+                wait = min(deadline - now, next_bookmark - now, _GONE_POLL)
                 try:
-                    event = await asyncio.wait_for(
-                        subscription.queue.get(), timeout=min(remaining, self.bookmark_interval)
-                    )
+                    event = await asyncio.wait_for(subscription.queue.get(), timeout=max(wait, 0.0))
                 except asyncio.TimeoutError:
-                    if bookmarks and time.monotonic() < deadline:
+                    now = time.monotonic()
+                    if bookmarks and next_bookmark <= now < deadline:
                         bookmark = {
                             "kind": kind,
                             "apiVersion": "v1",
                             "metadata": {"resourceVersion": str(self.store.revision)},
                         }
                         await response.write(_dumps({"type": "BOOKMARK", "object": bookmark}) + b"\n")
+                    if next_bookmark <= now:
+                        next_bookmark = now + self.bookmark_interval
                     continue
                 if event is None:
                     break
                 await response.write(_dumps(event) + b"\n")
                 sent += 1
+                next_bookmark = time.monotonic() + self.bookmark_interval
         except (ConnectionResetError, asyncio.CancelledError):
             return response
         finally:
@@ -316,37 +334,44 @@ class ApiHttp:
         if decision.reset:
             _reset(request)
             return response
-        await response.write_eof()
+        await _end(response)
         return response
 
     async def _log(self, request: web.Request, target: Target) -> web.StreamResponse:
         assert target.name is not None
         assert target.namespace is not None
         pod = self.store.get("pods", target.namespace, target.name)
+        options = _log_options(request.query, target.name)
         container = _log_container(pod, request.query.get("container"))
-        tail_text = request.query.get("tailLines")
-        tail = int(tail_text) if tail_text not in (None, "") else None
-        follow = request.query.get("follow") in ("true", "1")
         logs = self.kubelet.logs(target.namespace, target.name, container) if self.kubelet else None
         if logs is None or not logs.started:
             raise bad_request(_not_started_message(pod, container))
-        lines = logs.lines if tail is None else logs.lines[-tail:] if tail > 0 else []
-        if not follow:
-            return web.Response(body=b"".join(lines), content_type="text/plain")
+        if options.previous:
+            # Containers never restart here, so there is never a previous one to show.
+            raise bad_request(f'previous terminated container "{container}" in pod "{target.name}" not found')
+        indexes = [i for i, moment in enumerate(logs.times) if options.since is None or moment >= options.since]
+        if options.tail is not None:
+            indexes = indexes[-options.tail :] if options.tail else []
+        budget = _Budget(options.limit_bytes)
+        chunk = budget.take(b"".join(_log_line(logs, i, options.timestamps) for i in indexes))
+        if not options.follow:
+            return web.Response(body=chunk, content_type="text/plain")
         response = web.StreamResponse(status=200, headers={"Content-Type": "text/plain"})
         response.enable_chunked_encoding()
         await response.prepare(request)
-        for line in lines:
-            await response.write(line)
-        position = len(logs.lines)
         stop = asyncio.Event()
         self._streams.add(stop)
         try:
-            while not stop.is_set():
+            if chunk:
+                await response.write(chunk)
+            position = len(logs.lines)
+            while not stop.is_set() and not _client_gone(request) and not budget.spent:
                 if position < len(logs.lines):
-                    for line in logs.lines[position:]:
-                        await response.write(line)
-                    position = len(logs.lines)
+                    end = len(logs.lines)
+                    chunk = budget.take(b"".join(_log_line(logs, i, options.timestamps) for i in range(position, end)))
+                    position = end
+                    if chunk:
+                        await response.write(chunk)
                     continue
                 if logs.finished:
                     break
@@ -355,8 +380,93 @@ class ApiHttp:
             return response
         finally:
             self._streams.discard(stop)
-        await response.write_eof()
+        await _end(response)
         return response
+
+
+@dataclass(frozen=True)
+class _LogOptions:
+    follow: bool
+    previous: bool
+    timestamps: bool
+    tail: int | None
+    limit_bytes: int | None
+    since: datetime | None
+
+
+def _log_options(query: Any, name: str) -> _LogOptions:
+    """PodLogOptions from the query, checked as the API server checks them (400 if unparsable, 422 if invalid)."""
+
+    def integer(key: str) -> int | None:
+        text = query.get(key)
+        if text in (None, ""):
+            return None
+        try:
+            return int(text)
+        except ValueError:
+            raise bad_request(f'strconv.ParseInt: parsing "{text}": invalid syntax') from None
+
+    tail, limit_bytes, since_seconds = integer("tailLines"), integer("limitBytes"), integer("sinceSeconds")
+    since_time = None
+    if query.get("sinceTime"):
+        try:
+            since_time = datetime.fromisoformat(query["sinceTime"].replace("Z", "+00:00"))
+        except ValueError:
+            raise bad_request(f'parsing time "{query["sinceTime"]}" as RFC3339: cannot parse') from None
+    errors = []
+    if tail is not None and tail < 0:
+        errors.append(FieldError("Invalid", "tailLines", tail, "must be greater than or equal to 0"))
+    if limit_bytes is not None and limit_bytes < 1:
+        errors.append(FieldError("Invalid", "limitBytes", limit_bytes, "must be greater than 0"))
+    if since_seconds is not None and since_time is not None:
+        errors.append(
+            FieldError("Forbidden", "", detail="at most one of `sinceTime` or `sinceSeconds` may be specified")
+        )
+    if since_seconds is not None and since_seconds < 1:
+        errors.append(FieldError("Invalid", "sinceSeconds", since_seconds, "must be greater than 0"))
+    if errors:
+        raise invalid("PodLogOptions", name, errors)
+    if since_seconds is not None:
+        since_time = datetime.now(timezone.utc) - timedelta(seconds=since_seconds)
+    return _LogOptions(
+        follow=query_flag(query, "follow"),
+        previous=query_flag(query, "previous"),
+        timestamps=query_flag(query, "timestamps"),
+        tail=tail,
+        limit_bytes=limit_bytes,
+        since=since_time,
+    )
+
+
+def _log_line(logs: LogBuffer, index: int, timestamps: bool) -> bytes:
+    line: bytes = logs.lines[index]
+    if not timestamps:
+        return line
+    return _rfc3339_nano(logs.times[index]).encode() + b" " + line
+
+
+def _rfc3339_nano(moment: datetime) -> str:
+    """Go's time.RFC3339Nano, as the kubelet stamps log lines: fraction without trailing zeros, UTC as Z."""
+    fraction = f"{moment.microsecond:06d}".rstrip("0")
+    return moment.strftime("%Y-%m-%dT%H:%M:%S") + (f".{fraction}" if fraction else "") + "Z"
+
+
+class _Budget:
+    """limitBytes: how much of the log may still be sent."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.left = limit
+
+    @property
+    def spent(self) -> bool:
+        return self.left is not None and self.left <= 0
+
+    def take(self, data: bytes) -> bytes:
+        if self.left is None:
+            return data
+        data = data[: self.left]
+        self.left -= len(data)
+        return data
 
 
 def _log_container(pod: dict[str, Any], requested: str | None) -> str:
@@ -380,6 +490,18 @@ def _not_started_message(pod: dict[str, Any], container: str) -> str:
         if status.get("name") == container:
             reason = (status.get("state", {}).get("waiting") or {}).get("reason", reason)
     return f'container "{container}" in pod "{name}" is waiting to start: {reason}'
+
+
+def _client_gone(request: web.Request) -> bool:
+    """Whether the client has closed the connection (aiohttp drops the transport when it does)."""
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
+async def _end(response: web.StreamResponse) -> None:
+    """Finish a streamed answer; a client that has already gone away needs no ending."""
+    with contextlib.suppress(ConnectionResetError):
+        await response.write_eof()
 
 
 def _reset(request: web.Request) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import jsonpatch
 
 from hybrid_executor.testing.kube.errors import ApiError, bad_request, unsupported_media_type
+from hybrid_executor.testing.kube.validation import go_json_syntax_error
 
 MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
@@ -26,39 +27,60 @@ _MERGE_KEYS = {
     "imagePullSecrets": "name",
     "hostAliases": "ip",
     "ownerReferences": "uid",
+    "schedulingGates": "name",
     "conditions": "type",
-    "containerStatuses": "name",
-    "initContainerStatuses": "name",
+    "podIPs": "ip",
+    "hostIPs": "ip",
 }
+# Not here, because the API gives them no patch strategy (a patch replaces the whole list):
+# containerStatuses, initContainerStatuses, tolerations, envFrom, command, args.
 # Lists of scalars whose patchStrategy is "merge" (union rather than replace).
 _MERGED_SCALAR_LISTS = {"finalizers"}
 
 
 def apply_patch(content_type: str, original: dict[str, Any], body: bytes) -> dict[str, Any]:
-    """Return the patched copy of ``original``; errors are the server's 400/415 answers."""
+    """Return the patched copy of ``original``; errors are the server's 400/415/422 answers."""
     media = content_type.split(";")[0].strip().lower()
+    if media not in (JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH):
+        raise unsupported_media_type(content_type)  # checked before the body is read
     try:
-        patch = json.loads(body)
-    except ValueError as exc:
-        raise bad_request(f"error decoding patch: {exc}") from None
+        patch = json.loads(body, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError):
+        if media == MERGE_PATCH:
+            raise bad_request("Invalid JSON Patch") from None  # evanphx/json-patch's ErrBadJSONPatch
+        raise bad_request(go_json_syntax_error(body)) from None
     if media == JSON_PATCH:
         if not isinstance(patch, list):
-            raise bad_request("json: cannot unmarshal object into Go value of type jsonpatch.Patch")
+            raise bad_request(f"json: cannot unmarshal {_json_type(patch)} into Go value of type jsonpatch.Patch")
         try:
             result: dict[str, Any] = jsonpatch.apply_patch(original, patch)
         except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
-            message = f"the server rejected our request due to an error in our request: {exc}"
-            raise ApiError(422, "Invalid", message) from None
+            # NewGenericServerResponse(422, ...): a fixed message; the library's own words go in a cause.
+            raise ApiError(
+                422,
+                "Invalid",
+                "the server rejected our request due to an error in our request",
+                {"causes": [{"reason": "UnexpectedServerResponse", "message": str(exc)}]},
+            ) from None
         return result
     if not isinstance(patch, dict):
-        raise bad_request("json: cannot unmarshal array into Go value of type map[string]interface {}")
+        if media == MERGE_PATCH:
+            raise bad_request("Invalid JSON Patch")
+        raise bad_request(f"json: cannot unmarshal {_json_type(patch)} into Go value of type map[string]interface {{}}")
     if media == MERGE_PATCH:
         merged: dict[str, Any] = merge_patch(original, patch)
         return merged
-    if media == STRATEGIC_MERGE_PATCH:
-        strategic: dict[str, Any] = strategic_merge_patch(original, patch)
-        return strategic
-    raise unsupported_media_type(content_type)
+    strategic: dict[str, Any] = strategic_merge_patch(original, patch)
+    return strategic
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _json_type(value: Any) -> str:
+    names = {list: "array", str: "string", bool: "bool", int: "number", float: "number", dict: "object"}
+    return names.get(type(value), "null")
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -85,6 +107,11 @@ def strategic_merge_patch(target: Any, patch: Any, field_name: str = "") -> Any:
         return None
     result = copy.deepcopy(target) if isinstance(target, dict) else {}
     for key, value in patch.items():
+        if key.startswith("$deleteFromPrimitiveList/") and isinstance(value, list):
+            listed = key.split("/", 1)[1]
+            if isinstance(result.get(listed), list):
+                result[listed] = [item for item in result[listed] if item not in value]
+            continue
         if key.startswith("$"):
             continue  # directives such as $setElementOrder and $retainKeys only order or prune
         if value is None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_UP, Decimal, InvalidOperation
 
 # The pattern the API server quotes when a quantity does not parse.
 QUANTITY_PATTERN = r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
@@ -53,3 +53,35 @@ def parse_quantity(value: object) -> Decimal:
     if exponent:
         return base * (Decimal(10) ** int(exponent.group(1)))
     raise QuantityError("unable to parse quantity's suffix")
+
+
+_BINARY_SUFFIXES = ("", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei")
+_DECIMAL_SUFFIXES = {-9: "n", -6: "u", -3: "m", 0: "", 3: "k", 6: "M", 9: "G", 12: "T", 15: "P", 18: "E"}
+_NANO = Decimal("1e-9")
+
+
+def canonical_quantity(value: object) -> str:
+    """The quantity as the API server writes it back (resource.Quantity's canonical form).
+
+    The suffix's family is kept (binary ``Ki``..., decimal ``k``/``m``..., or ``eN``), the mantissa is an
+    integer and the exponent as large as it can be without losing precision: ``1000m`` is ``1``,
+    ``1.5`` is ``1500m``, ``2048Mi`` is ``2Gi``, ``1536Mi`` stays ``1536Mi``. Binary values below 1024
+    or with fractions are written in decimal. Precision below 1n is rounded up, as the server does.
+    """
+    amount = parse_quantity(value)
+    match = None if isinstance(value, (int, float)) else _QUANTITY.match(str(value).strip())
+    suffix = match.group(2) if match else ""
+    amount = (amount / _NANO).to_integral_value(rounding=ROUND_UP) * _NANO
+    if amount == 0:
+        return "0"
+    if suffix in _BINARY_SUFFIXES[1:] and abs(amount) >= 1024 and amount == amount.to_integral_value():
+        mantissa, power = int(amount), 0
+        while mantissa % 1024 == 0 and power < len(_BINARY_SUFFIXES) - 1:
+            mantissa, power = mantissa // 1024, power + 1
+        return f"{mantissa}{_BINARY_SUFFIXES[power]}"
+    mantissa, exponent = int(amount / _NANO), -9
+    while mantissa % 1000 == 0 and exponent < 18:
+        mantissa, exponent = mantissa // 1000, exponent + 3
+    if suffix[:1] in ("e", "E") and suffix[1:].lstrip("+-").isdigit():  # DecimalExponent
+        return f"{mantissa}e{exponent}" if exponent else str(mantissa)
+    return f"{mantissa}{_DECIMAL_SUFFIXES[exponent]}"

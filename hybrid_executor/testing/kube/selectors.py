@@ -20,7 +20,10 @@ FIELD_GETTERS: dict[str, dict[str, Callable[[dict[str, Any]], str]]] = {
         "spec.restartPolicy": lambda o: o.get("spec", {}).get("restartPolicy", ""),
         "spec.schedulerName": lambda o: o.get("spec", {}).get("schedulerName", ""),
         "spec.serviceAccountName": lambda o: o.get("spec", {}).get("serviceAccountName", ""),
+        "spec.host": lambda o: o.get("spec", {}).get("nodeName", ""),  # old clients' name for spec.nodeName
+        "spec.hostNetwork": lambda o: "true" if o.get("spec", {}).get("hostNetwork") else "false",
         "status.podIP": lambda o: o.get("status", {}).get("podIP", ""),
+        "status.nominatedNodeName": lambda o: o.get("status", {}).get("nominatedNodeName", ""),
     },
     "namespaces": {
         "metadata.name": lambda o: o["metadata"].get("name", ""),
@@ -139,12 +142,13 @@ def parse_label_selector(text: str | None) -> LabelSelector:
                     requirements.append(Requirement(key, "gt" if op == ">" else "lt", (bound,)))
                 else:
                     raise _parse_error(f"found '{op}', expected: in, notin, =, ==, !=, gt, lt")
-        if i < len(tokens):
+        if i < len(tokens):  # between requirements the parser's own words, not "unable to parse requirement"
             if tokens[i] != ",":
-                raise _parse_error(f"found '{tokens[i]}', expected: ',' or 'end of string'")
+                raise bad_request(f"found '{tokens[i]}', expected: ',' or 'end of string'")
             i += 1
-            if i >= len(tokens):
-                raise _parse_error("found '', expected: identifier after ','")
+            if i >= len(tokens) or tokens[i] in (",", "(", ")", "=", "==", "!=", ">", "<"):
+                following = tokens[i] if i < len(tokens) else ""
+                raise bad_request(f"found '{following}', expected: identifier after ','")
     return LabelSelector(tuple(requirements))
 
 
@@ -159,6 +163,8 @@ def _value_set(take: Callable[[], str], text: str) -> list[str]:
     while True:
         word = take()
         if word == ")":
+            if not values:
+                raise _parse_error("for 'in', 'notin' operators, values set can't be empty")
             return values
         if word == ",":
             continue
@@ -189,19 +195,66 @@ class FieldSelector:
 
 
 def parse_field_selector(text: str | None, resource: str) -> FieldSelector:
-    """Parse ``fieldSelector`` for one resource; fields it does not index answer 400, as the real server does."""
-    if not text or not text.strip():
+    """Parse ``fieldSelector`` as fields.ParseSelector does; fields the resource does not index answer 400.
+
+    Terms are split on unescaped commas and each on its first operator (``!=``, ``==`` or ``=``) with
+    nothing trimmed; in a value, ``\\,``, ``\\=`` and ``\\\\`` are escapes and a bare ``,`` or ``=``
+    is an error.
+    """
+    if not text:
         return FieldSelector()
     allowed = FIELD_GETTERS[resource]
-    terms: list[tuple[str, bool, str]] = []
-    getters: list[Callable[[dict[str, Any]], str]] = []
-    for part in text.split(","):
-        match = re.fullmatch(r"\s*([^=!\s]+)\s*(==|=|!=)\s*(.*?)\s*", part)
-        if not match:
+    parsed: list[tuple[str, bool, str]] = []
+    for part in sorted(_split_field_terms(text)):  # the server sorts the terms before it reads them
+        if not part:
+            continue
+        split = _split_field_term(part)
+        if split is None:
             raise bad_request(f"invalid selector: '{text}'; can't understand '{part}'")
-        name, op, value = match.groups()
+        name, op, raw_value = split
+        parsed.append((name, op != "!=", _unescape_field_value(raw_value)))
+    for name, _, _ in parsed:
         if name not in allowed:
             raise bad_request(f"field label not supported: {name}")
-        terms.append((name, op != "!=", value))
-        getters.append(allowed[name])
-    return FieldSelector(tuple(terms), tuple(getters))
+    return FieldSelector(tuple(parsed), tuple(allowed[name] for name, _, _ in parsed))
+
+
+def _split_field_terms(text: str) -> list[str]:
+    terms, start, escaped = [], 0, False
+    for index, char in enumerate(text):
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == ",":
+            terms.append(text[start:index])
+            start = index + 1
+    terms.append(text[start:])
+    return terms
+
+
+def _split_field_term(term: str) -> tuple[str, str, str] | None:
+    for index in range(len(term)):
+        for op in ("!=", "==", "="):
+            if term.startswith(op, index):
+                return term[:index], op, term[index + len(op) :]
+    return None
+
+
+def _unescape_field_value(value: str) -> str:
+    out: list[str] = []
+    escaped = False
+    for char in value:
+        if escaped:
+            if char not in "\\,=":
+                raise bad_request(f"invalid field selector: invalid escape sequence: \\{char}")
+            out.append(char)
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char in ",=":
+            # fields.UnescapedRune prints the rune with %v: its number.
+            raise bad_request(f"invalid field selector: unescaped character in value: {ord(char)}")
+        else:
+            out.append(char)
+    return "".join(out)

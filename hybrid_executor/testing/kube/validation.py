@@ -10,14 +10,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from hybrid_executor.testing.kube.errors import ApiError, FieldError, bad_request, decode_error, invalid
+from hybrid_executor.testing.kube.errors import ApiError, FieldError, decode_error, invalid
 from hybrid_executor.testing.kube.names import (
     dns1123_label_errors,
     dns1123_subdomain_errors,
     label_key_errors,
     label_value_errors,
 )
-from hybrid_executor.testing.kube.quantity import QuantityError, parse_quantity
+from hybrid_executor.testing.kube.quantity import QuantityError, canonical_quantity, parse_quantity
 
 KINDS = {"pods": "Pod", "namespaces": "Namespace", "resourcequotas": "ResourceQuota"}
 _JSON_TYPE_NAMES = {
@@ -30,48 +30,243 @@ _JSON_TYPE_NAMES = {
 }
 
 
+# What the legacy scheme (core/v1 and the built-in groups) can decode: a body of one of these kinds
+# decodes, then fails to convert; any other kind is not registered at all.
+_REGISTERED_KINDS = {
+    "v1": {
+        "Binding",
+        "ConfigMap",
+        "Endpoints",
+        "Event",
+        "LimitRange",
+        "Namespace",
+        "Node",
+        "PersistentVolume",
+        "PersistentVolumeClaim",
+        "Pod",
+        "PodTemplate",
+        "ReplicationController",
+        "ResourceQuota",
+        "Secret",
+        "Service",
+        "ServiceAccount",
+    },
+    "apps/v1": {"ControllerRevision", "DaemonSet", "Deployment", "ReplicaSet", "StatefulSet"},
+    "batch/v1": {"CronJob", "Job"},
+    "policy/v1": {"Eviction", "PodDisruptionBudget"},
+}
+_SCHEME = "k8s.io/kubernetes/pkg/api/legacyscheme/scheme.go:30"
+_FIND_KIND_TYPE = (
+    'struct { APIVersion string "json:\\"apiVersion,omitempty\\""; Kind string "json:\\"kind,omitempty\\"" }'
+)
+
+
 def decode(body: bytes, resource: str) -> dict[str, Any]:
     """Parse a request body into an object of ``resource``'s kind, or raise the server's 400."""
     kind = KINDS[resource]
     try:
-        obj = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        detail = f"couldn't get version/kind; json parse error: {_go_json_error(body, exc)}"
+        # Go keeps invalid UTF-8 in strings as U+FFFD rather than refusing the body.
+        obj = json.loads(body.decode("utf-8", "replace"), parse_constant=_reject_constant)
+    except ValueError:
+        detail = f"couldn't get version/kind; json parse error: {go_json_syntax_error(body)}"
         raise decode_error(body, detail, kind) from None
     if not isinstance(obj, dict):
         detail = (
             "couldn't get version/kind; json parse error: json: cannot unmarshal "
-            f"{_json_type(obj)} into Go value of type struct {{ APIVersion string; Kind string }}"
+            f"{_json_type(obj)} into Go value of type {_FIND_KIND_TYPE}"
         )
         raise decode_error(body, detail, kind)
+    for field_name in ("apiVersion", "kind"):
+        if obj.get(field_name) is not None and not isinstance(obj[field_name], str):
+            detail = (
+                "couldn't get version/kind; json parse error: json: cannot unmarshal "
+                f"{_json_type(obj[field_name])} into Go struct field .{field_name} of type string"
+            )
+            raise decode_error(body, detail, kind)
     data_kind = obj.get("kind") or kind
-    data_version = obj.get("apiVersion") or "v1"
-    if data_version != "v1":
-        raise bad_request(f"the API version in the data ({data_version}) does not match the expected API version (v1)")
-    if data_kind != kind:
-        raise decode_error(
-            body,
-            f"converting (v1.{data_kind}) to (v1.{kind}): unknown conversion",
-            kind,
-            data_kind,
-            data_version,
-        )
-    problem = _type_problem(obj, resource)
+    group_version = obj.get("apiVersion") or "v1"
+    version = group_version.rsplit("/", 1)[-1]
+    if data_kind not in _REGISTERED_KINDS.get(group_version, set()):
+        detail = f'no kind "{data_kind}" is registered for version "{group_version}" in scheme "{_SCHEME}"'
+        raise decode_error(body, detail, kind, data_kind, version)
+    if (group_version, data_kind) != ("v1", kind):
+        # Decoded as the other kind, then the conversion to the internal type of this resource fails.
+        detail = f"converting ({version}.{data_kind}) to (core.{kind}): unknown conversion"
+        raise decode_error(body, detail, kind, data_kind, version)
+    problem = type_problem(obj, resource)
     if problem:
         raise decode_error(body, problem, kind, kind, "v1")
     return obj
 
 
-def _go_json_error(body: bytes, exc: Exception) -> str:
-    text = body.decode("utf-8", "replace").lstrip()
-    if not text:
-        return "unexpected end of JSON input"
-    position = getattr(exc, "pos", 0) or 0
-    stripped = body.decode("utf-8", "replace")
-    char = stripped[position] if position < len(stripped) else ""
-    if not char:
-        return "unexpected end of JSON input"
-    return f"invalid character {char!r} looking for beginning of value"
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+_DIGITS = "0123456789"
+
+
+class _Syntax(Exception):
+    """The first syntax error of a JSON text, worded as Go's encoding/json scanner words it."""
+
+
+def go_json_syntax_error(body: bytes) -> str:
+    """What Go's ``json.Unmarshal`` says about ``body`` that Python's parser refused."""
+    text = body.decode("utf-8", "replace")
+    scanner = _GoScanner(text)
+    try:
+        scanner.value()
+        scanner.skip()
+        if scanner.at < len(text):
+            scanner.fail("after top-level value")
+    except _Syntax as error:
+        return str(error)
+    return "invalid character looking for beginning of value"  # valid for Go, refused by Python: rare
+
+
+class _GoScanner:
+    _ESCAPES = '"\\/bfnrtu'
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.at = 0
+
+    def fail(self, context: str) -> None:
+        if self.at >= len(self.text):
+            raise _Syntax("unexpected end of JSON input")
+        raise _Syntax(f"invalid character {_go_quote(self.text[self.at])} {context}")
+
+    def peek(self) -> str:
+        if self.at >= len(self.text):
+            raise _Syntax("unexpected end of JSON input")
+        return self.text[self.at]
+
+    def skip(self) -> None:
+        while self.at < len(self.text) and self.text[self.at] in " \t\r\n":
+            self.at += 1
+
+    def value(self) -> None:
+        self.skip()
+        char = self.peek()
+        if char == "{":
+            self.at += 1
+            self._object()
+        elif char == "[":
+            self.at += 1
+            self._array()
+        elif char == '"':
+            self.at += 1
+            self._string()
+        elif char == "-" or char in _DIGITS:
+            self._number()
+        elif char in "tfn":
+            self._literal({"t": "true", "f": "false", "n": "null"}[char])
+        else:
+            self.fail("looking for beginning of value")
+
+    def _object(self) -> None:
+        self.skip()
+        if self.peek() == "}":
+            self.at += 1
+            return
+        while True:
+            self.skip()
+            if self.peek() != '"':
+                self.fail("looking for beginning of object key string")
+            self.at += 1
+            self._string()
+            self.skip()
+            if self.peek() != ":":
+                self.fail("after object key")
+            self.at += 1
+            self.value()
+            self.skip()
+            if self.peek() == ",":
+                self.at += 1
+                continue
+            if self.peek() == "}":
+                self.at += 1
+                return
+            self.fail("after object key:value pair")
+
+    def _array(self) -> None:
+        self.skip()
+        if self.peek() == "]":
+            self.at += 1
+            return
+        while True:
+            self.value()
+            self.skip()
+            if self.peek() == ",":
+                self.at += 1
+                continue
+            if self.peek() == "]":
+                self.at += 1
+                return
+            self.fail("after array element")
+
+    def _string(self) -> None:
+        while True:
+            char = self.peek()
+            if char == '"':
+                self.at += 1
+                return
+            if char < " ":
+                self.fail("in string literal")
+            self.at += 1
+            if char == "\\":
+                if self.peek() not in self._ESCAPES:
+                    self.fail("in string escape code")
+                escape = self.peek()
+                self.at += 1
+                if escape == "u":
+                    for _ in range(4):
+                        if self.peek() not in "0123456789abcdefABCDEF":
+                            self.fail("in \\u hexadecimal character escape")
+                        self.at += 1
+
+    def _digits(self, context: str) -> None:
+        if self.peek() not in _DIGITS:
+            self.fail(context)
+        while self.at < len(self.text) and self.text[self.at] in _DIGITS:
+            self.at += 1
+
+    def _number(self) -> None:
+        if self.peek() == "-":
+            self.at += 1
+        if self.peek() == "0":
+            self.at += 1
+        else:
+            self._digits("in numeric literal")
+        if self.at < len(self.text) and self.text[self.at] == ".":
+            self.at += 1
+            self._digits("after decimal point in numeric literal")
+        if self.at < len(self.text) and self.text[self.at] in "eE":
+            self.at += 1
+            if self.peek() in "+-":
+                self.at += 1
+            self._digits("in exponent of numeric literal")
+
+    def _literal(self, word: str) -> None:
+        for expected in word:
+            if self.peek() != expected:
+                self.fail(f"in literal {word} (expecting {_go_quote(expected)})")
+            self.at += 1
+
+
+def _go_quote(char: str) -> str:
+    """encoding/json's quoteChar."""
+    if char == "'":
+        return "'\\''"
+    if char == '"':
+        return "'\"'"
+    quoted = json.dumps(char, ensure_ascii=False)[1:-1] if char >= " " else _go_control(char)
+    return f"'{quoted}'"
+
+
+def _go_control(char: str) -> str:
+    named = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v"}
+    return named.get(char, f"\\x{ord(char):02x}")
 
 
 def _json_type(value: Any) -> str:
@@ -82,7 +277,7 @@ def _unmarshal(value: Any, struct: str, path: str, go_type: str) -> str:
     return f"json: cannot unmarshal {_json_type(value)} into Go struct field {struct}.{path} of type {go_type}"
 
 
-def _type_problem(obj: dict[str, Any], resource: str) -> str | None:
+def type_problem(obj: dict[str, Any], resource: str) -> str | None:
     """The first field whose JSON type cannot decode into the Go type (what users most often get wrong)."""
     metadata = obj.get("metadata", {})
     if not isinstance(metadata, dict):
@@ -96,6 +291,20 @@ def _type_problem(obj: dict[str, Any], resource: str) -> str | None:
         for value in mapping.values():
             if not isinstance(value, str):
                 return _unmarshal(value, "ObjectMeta", f"metadata.{field_name}", "string")
+    for part in ("spec", "status"):
+        if obj.get(part) is not None and not isinstance(obj[part], dict):
+            go_type = f"v1.{KINDS[resource]}{part.capitalize()}"
+            return _unmarshal(obj[part], KINDS[resource], part, go_type)
+    if resource == "resourcequotas":
+        spec, status = obj.get("spec") or {}, obj.get("status") or {}
+        if not isinstance(spec, dict):
+            return _unmarshal(spec, "ResourceQuota", "spec", "v1.ResourceQuotaSpec")
+        if not isinstance(status, dict):
+            return _unmarshal(status, "ResourceQuota", "status", "v1.ResourceQuotaStatus")
+        hard = [spec.get("hard")]
+        return _resource_list_problem(hard, "ResourceQuotaSpec", "spec.hard") or _resource_list_problem(
+            [status.get("hard"), status.get("used")], "ResourceQuotaStatus", "status"
+        )
     if resource != "pods":
         return None
     spec = obj.get("spec", {})
@@ -130,12 +339,40 @@ def _container_type_problem(container: dict[str, Any], list_name: str) -> str | 
         for item in value:
             if not isinstance(item, str):
                 return _unmarshal(item, "Container", f"spec.{list_name}.{field_name}", "string")
+    for field_name, go_type, item_type in (
+        ("env", "[]v1.EnvVar", "v1.EnvVar"),
+        ("volumeMounts", "[]v1.VolumeMount", "v1.VolumeMount"),
+    ):
+        items = container.get(field_name)
+        if items is None:
+            continue
+        if not isinstance(items, list):
+            return _unmarshal(items, "Container", f"spec.{list_name}.{field_name}", go_type)
+        for item in items:
+            if not isinstance(item, dict):
+                return _unmarshal(item, "Container", f"spec.{list_name}.{field_name}", item_type)
     for env in container.get("env") or []:
-        if isinstance(env, dict) and env.get("value") is not None and not isinstance(env["value"], str):
-            return _unmarshal(env["value"], "EnvVar", f"spec.{list_name}.env.value", "string")
-    resources = container.get("resources") or {}
-    for bucket in ("limits", "requests"):
-        for value in (resources.get(bucket) or {}).values():
+        for field_name in ("name", "value"):
+            if env.get(field_name) is not None and not isinstance(env[field_name], str):
+                return _unmarshal(env[field_name], "EnvVar", f"spec.{list_name}.env.{field_name}", "string")
+    resources = container.get("resources")
+    if resources is not None and not isinstance(resources, dict):
+        return _unmarshal(resources, "Container", f"spec.{list_name}.resources", "v1.ResourceRequirements")
+    return _resource_list_problem(
+        [(resources or {}).get("limits"), (resources or {}).get("requests")],
+        "ResourceRequirements",
+        f"spec.{list_name}.resources",
+    )
+
+
+def _resource_list_problem(lists: list[Any], struct: str, path: str) -> str | None:
+    """A ResourceList that is not a map, or holds a value that does not parse as a Quantity."""
+    for quantities in lists:
+        if quantities is None:
+            continue
+        if not isinstance(quantities, dict):
+            return _unmarshal(quantities, struct, path, "v1.ResourceList")
+        for value in quantities.values():
             try:
                 parse_quantity(value)
             except QuantityError as exc:
@@ -147,16 +384,22 @@ def validate_object_meta(obj: dict[str, Any], namespaced: bool, name_rule: str =
     metadata = obj.setdefault("metadata", {})
     errors: list[FieldError] = []
     name = metadata.get("name") or ""
-    if not name and not metadata.get("generateName"):
+    check = dns1123_subdomain_errors if name_rule == "subdomain" else dns1123_label_errors
+    generate_name = metadata.get("generateName") or ""
+    if generate_name:
+        # A prefix may end in "-"; apimachinery's maskTrailingDash stands in for it before the check.
+        masked = generate_name[:-2] + "a" if len(generate_name) > 1 and generate_name.endswith("-") else generate_name
+        errors.extend(FieldError("Invalid", "metadata.generateName", generate_name, m) for m in check(masked))
+    if not name:
         errors.append(FieldError("Required", "metadata.name", detail="name or generateName is required"))
-    elif name:
-        check = dns1123_subdomain_errors if name_rule == "subdomain" else dns1123_label_errors
+    else:
         errors.extend(FieldError("Invalid", "metadata.name", name, message) for message in check(name))
     for key, value in (metadata.get("labels") or {}).items():
         errors.extend(FieldError("Invalid", "metadata.labels", key, m) for m in label_key_errors(key))
         errors.extend(FieldError("Invalid", "metadata.labels", value, m) for m in label_value_errors(value))
     for key in metadata.get("annotations") or {}:
-        errors.extend(FieldError("Invalid", "metadata.annotations", key, m) for m in label_key_errors(key))
+        # ValidateAnnotations checks the key in lower case.
+        errors.extend(FieldError("Invalid", "metadata.annotations", key, m) for m in label_key_errors(key.lower()))
     size = sum(len(k) + len(v) for k, v in (metadata.get("annotations") or {}).items())
     if size > 256 * 1024:
         errors.append(FieldError("TooLong", "metadata.annotations", detail=f"may not be more than {256 * 1024} bytes"))
@@ -165,6 +408,13 @@ def validate_object_meta(obj: dict[str, Any], namespaced: bool, name_rule: str =
 
 def validate_pod(pod: dict[str, Any]) -> None:
     """Raise 422 Invalid naming every broken field, as pkg/apis/core/validation does for a new Pod."""
+    errors = pod_errors(pod)
+    if errors:
+        raise invalid("Pod", pod["metadata"].get("name") or pod["metadata"].get("generateName", ""), errors)
+
+
+def pod_errors(pod: dict[str, Any]) -> list[FieldError]:
+    """Every rule a Pod's metadata and spec break (on create, and again on every update)."""
     errors = validate_object_meta(pod, namespaced=True)
     spec = pod.get("spec") or {}
     containers = spec.get("containers") or []
@@ -185,8 +435,7 @@ def validate_pod(pod: dict[str, Any]) -> None:
         errors.append(
             FieldError("Invalid", "spec.terminationGracePeriodSeconds", grace, "must be greater than or equal to 0")
         )
-    if errors:
-        raise invalid("Pod", pod["metadata"].get("name") or pod["metadata"].get("generateName", ""), errors)
+    return errors
 
 
 def _validate_container(
@@ -215,12 +464,13 @@ def _validate_container(
     limits = resources.get("limits") or {}
     for resource_name, request in (resources.get("requests") or {}).items():
         if resource_name in limits and parse_quantity(limits[resource_name]) < parse_quantity(request):
+            limit = canonical_quantity(limits[resource_name])
             errors.append(
                 FieldError(
                     "Invalid",
                     f"{path}.resources.requests",
-                    str(request),
-                    f"must be less than or equal to {resource_name} limit of {limits[resource_name]}",
+                    canonical_quantity(request),
+                    f"must be less than or equal to {resource_name} limit of {limit}",
                 )
             )
     return errors
@@ -246,8 +496,38 @@ def validate_resource_quota(quota: dict[str, Any]) -> None:
         raise invalid("ResourceQuota", quota["metadata"].get("name", ""), errors)
 
 
+def canonicalize_quantities(resource: str, obj: dict[str, Any]) -> None:
+    """Write every quantity the way the server stores it (``1000m`` becomes ``1``), in place.
+
+    The real server decodes quantities into resource.Quantity and encodes them back, so a client
+    reads the canonical form whatever it sent. Values that do not parse are left for validation.
+    """
+    if resource == "pods":
+        spec = obj.get("spec") or {}
+        maps = [spec.get("overhead"), (spec.get("resources") or {}).get("requests")]
+        maps.append((spec.get("resources") or {}).get("limits"))
+        for list_name in ("initContainers", "containers"):
+            for container in spec.get(list_name) or []:
+                resources = container.get("resources") if isinstance(container, dict) else None
+                if isinstance(resources, dict):
+                    maps.extend((resources.get("requests"), resources.get("limits")))
+    elif resource == "resourcequotas":
+        status = obj.get("status") or {}
+        maps = [(obj.get("spec") or {}).get("hard"), status.get("hard"), status.get("used")]
+    else:
+        return
+    for quantities in maps:
+        if not isinstance(quantities, dict):
+            continue
+        for name, value in quantities.items():
+            try:
+                quantities[name] = canonical_quantity(value)
+            except QuantityError:
+                continue
+
+
 def validate(resource: str, obj: dict[str, Any]) -> None:
     {"pods": validate_pod, "namespaces": validate_namespace, "resourcequotas": validate_resource_quota}[resource](obj)
 
 
-__all__ = ["KINDS", "ApiError", "decode", "validate"]
+__all__ = ["KINDS", "ApiError", "canonicalize_quantities", "decode", "validate"]
