@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import random
 import socket
 import struct
@@ -27,6 +28,8 @@ from hybrid_executor.testing.kube.validation import KINDS, decode
 
 if TYPE_CHECKING:
     from hybrid_executor.testing.kube.kubelet import Kubelet, LogBuffer
+
+log = logging.getLogger(__name__)
 
 NAMESPACED = ("pods", "resourcequotas")
 SUBRESOURCES = {"pods": ("status", "log"), "resourcequotas": ("status",), "namespaces": ("status",)}
@@ -178,6 +181,10 @@ class ApiHttp:
             return await self._dispatch(request, target, verb, decision)
         except ApiError as error:
             return error_response(error)
+        except Exception as error:
+            # As the real server does with a panic in a handler: a Status, and the trace in its own log.
+            log.exception("internal error serving %s %s", request.method, path)
+            return error_response(ApiError(500, "InternalError", f"Internal error occurred: {error!r}", {}))
 
     async def _dispatch(
         self, request: web.Request, target: Target, verb: str, decision: Decision
@@ -200,7 +207,8 @@ class ApiHttp:
             return json_response(self.cluster.create(target.resource, namespace or "", body), 201)
         if verb == "deletecollection":
             return json_response(await self._delete_collection(request, target))
-        assert target.name is not None
+        if target.name is None:
+            raise method_not_allowed(request.method)
         ns = namespace or ""
         if verb == "get":
             return json_response(self.store.get(target.resource, ns, target.name))
@@ -252,7 +260,7 @@ class ApiHttp:
             except ValueError:
                 raise bad_request(f"invalid gracePeriodSeconds: {grace!r}") from None
         if options.get("gracePeriodSeconds") is not None and options["gracePeriodSeconds"] < 0:
-            options["gracePeriodSeconds"] = 0
+            options["gracePeriodSeconds"] = 1  # what the pod strategy makes of a negative period
         return options
 
     async def _delete_collection(self, request: web.Request, target: Target) -> dict[str, Any]:
@@ -276,7 +284,10 @@ class ApiHttp:
         since = parse_revision(query.get("resourceVersion"))
         timeout_text = query.get("timeoutSeconds")
         # Without timeoutSeconds the real server ends a watch after a random 30 to 60 minutes.
-        timeout = float(timeout_text) if timeout_text else random.uniform(1800, 3600)  # noqa: S311
+        try:
+            timeout = float(timeout_text) if timeout_text else random.uniform(1800, 3600)  # noqa: S311
+        except ValueError:
+            raise bad_request(f"invalid timeoutSeconds: {timeout_text!r}: must be a whole number of seconds") from None
         if decision.watch_close_after_seconds is not None:
             timeout = min(timeout, decision.watch_close_after_seconds)
         bookmarks = query_flag(query, "allowWatchBookmarks")

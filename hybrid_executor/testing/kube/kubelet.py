@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from hybrid_executor.testing.kube.cluster import TERMINAL_PHASES, Cluster
+from hybrid_executor.testing.kube.errors import ApiError
 from hybrid_executor.testing.kube.store import Change, Key, now_rfc3339
 
 # A reference the container runtime can parse: lower-case repository path, optional tag or digest.
@@ -193,11 +194,10 @@ class Kubelet:
                 buffer.finish()
             if runtime.deleting.is_set() and not runtime.deleted.is_set():
                 # The graceful deletion ends when the node has stopped everything: the kubelet's final
-                # delete, for this pod only (its UID), as the real kubelet's delete has a UID precondition.
-                pod = self.store.find("pods", *runtime.key)
-                if pod is not None and pod["metadata"].get("uid") == runtime.uid:
-                    with contextlib.suppress(Exception):
-                        self.store.remove("pods", *runtime.key)
+                # delete, with grace 0 and its UID as precondition, through the API's own rules (so
+                # finalizers still hold the pod) and never for a new pod that took the same name.
+                with contextlib.suppress(ApiError):
+                    self.cluster.delete_pod(*runtime.key, 0, {"uid": runtime.uid})
             if runtime.deleted.is_set() or runtime.deleting.is_set():
                 self._forget(runtime)
 

@@ -1,0 +1,58 @@
+"""Transport-level answers: wrong methods, malformed query values, and crashes as Status bodies."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+
+@pytest.mark.parametrize("method", ["PATCH", "PUT"])
+def test_writing_to_a_collection_is_405(kube: Any, ns: str, method: str) -> None:
+    code, raw = kube.raw(method, f"/api/v1/namespaces/{ns}/pods", b"{}", "application/merge-patch+json")
+
+    assert code == 405
+    body = json.loads(raw)
+    assert (body["kind"], body["reason"], body["code"]) == ("Status", "MethodNotAllowed", 405)
+
+
+def test_a_watch_timeout_that_is_not_a_number_is_400(kube: Any, ns: str) -> None:
+    code, raw = kube.raw("GET", f"/api/v1/namespaces/{ns}/pods?watch=true&timeoutSeconds=abc")
+
+    assert code == 400
+    body = json.loads(raw)
+    assert body["reason"] == "BadRequest"
+    assert "timeoutSeconds" in body["message"]
+
+
+def test_a_crash_in_a_handler_answers_an_internal_error_status(kube: Any, ns: str) -> None:
+    def explode(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("boom")
+
+    kube.api.server.cluster.create = explode
+    code, raw = kube.raw("POST", f"/api/v1/namespaces/{ns}/pods", b'{"metadata": {"name": "p"}}')
+
+    assert code == 500
+    body = json.loads(raw)
+    assert body["reason"] == "InternalError"
+    assert body["message"].startswith("Internal error occurred: RuntimeError('boom')")
+
+
+def test_a_negative_grace_period_means_one_second(
+    make_kube: Callable[..., Any], pod_body: Callable[..., dict[str, Any]]
+) -> None:
+    kube = make_kube(kubelet=True)
+    body = pod_body("sleeper")
+    body["spec"]["containers"][0]["command"] = ["sleep", "30"]
+    kube.v1.create_namespaced_pod("default", body)
+    deadline = time.monotonic() + 10
+    while kube.v1.read_namespaced_pod("sleeper", "default").status.phase != "Running":
+        assert time.monotonic() < deadline, "the pod never ran"
+        time.sleep(0.05)
+
+    deleting = kube.v1.delete_namespaced_pod("sleeper", "default", grace_period_seconds=-5)
+
+    assert deleting.metadata.deletion_grace_period_seconds == 1
