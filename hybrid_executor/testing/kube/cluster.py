@@ -1,13 +1,12 @@
 """The API verbs with the real server's semantics: admission, defaulting, validation, quota, graceful delete.
 
 The HTTP layer parses requests into these calls; the kubelet uses them too, so whatever reaches
-the store went through the same rules whichever way it came.
+the store went through the same rules whichever way it came. Quota admission and accounting live
+in ``quota``, the list verb's revisions and paging in ``listing``.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import copy
 import json
 from datetime import datetime, timedelta, timezone
@@ -15,16 +14,17 @@ from typing import Any
 
 from hybrid_executor.testing.kube import patching
 from hybrid_executor.testing.kube.errors import (
-    ApiError,
     FieldError,
     bad_request,
     conflict,
-    expired,
     forbidden,
     invalid,
     not_found,
 )
+from hybrid_executor.testing.kube.listing import list_objects
+from hybrid_executor.testing.kube.podstatus import TERMINAL_PHASES
 from hybrid_executor.testing.kube.quantity import parse_quantity
+from hybrid_executor.testing.kube.quota import admit_pod, quota_used, refresh_quota, refresh_quotas
 from hybrid_executor.testing.kube.selectors import FieldSelector, LabelSelector
 from hybrid_executor.testing.kube.store import Change, Store
 from hybrid_executor.testing.kube.validation import (
@@ -36,58 +36,16 @@ from hybrid_executor.testing.kube.validation import (
     validate_object_meta,
 )
 
-TERMINAL_PHASES = ("Succeeded", "Failed")
 IMMORTAL_NAMESPACES = ("default", "kube-system", "kube-public")
 _NAMESPACE_BEING_EMPTIED = (
     "The system is ensuring all content is removed from this namespace.  "
     "Upon completion, this namespace will automatically be purged by the system."
-)
-_LIST_KINDS = {"pods": "PodList", "namespaces": "NamespaceList", "resourcequotas": "ResourceQuotaList"}
-_CONTINUE_TOO_OLD = (
-    "The provided continue parameter is too old to display a consistent list result. You can start a new "
-    "list without the continue parameter, or use the continue token in this response to retrieve the "
-    "remainder of the results. Continuing with the provided token results in an inconsistent list - "
-    "objects that were created, modified, or deleted between the time the first chunk was returned and "
-    "now may show up in the list."
 )
 _POD_UPDATE_FORBIDDEN = (
     "pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,"
     "`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),"
     "`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)"
 )
-
-
-def store_key(obj: dict[str, Any]) -> str:
-    """The etcd-style key lists are ordered by and continue tokens point into."""
-    metadata = obj["metadata"]
-    namespace = metadata.get("namespace", "")
-    return f"{namespace}/{metadata['name']}" if namespace else metadata["name"]
-
-
-def encode_continue(revision: int, start: str) -> str:
-    """storage.EncodeContinue: ``revision`` -1 means "continue at the newest revision"."""
-    raw = json.dumps({"v": "meta.k8s.io/v1", "rv": revision, "start": start}, separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def decode_continue(token: str) -> tuple[int, str]:
-    """storage.DecodeContinue, with its error words; a revision below 0 means the newest."""
-    invalid_token = "invalid continue token: continue key is not valid"  # noqa: S105 - an error message
-    try:
-        padded = token + "=" * (-len(token) % 4)
-        data = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        if not isinstance(data, dict):
-            raise ValueError(token)
-    except (ValueError, binascii.Error) as exc:
-        raise bad_request(f"{invalid_token}: {exc}") from None
-    if data.get("v") != "meta.k8s.io/v1":
-        raise bad_request(f"{invalid_token}: server does not recognize this encoded version {data.get('v')}")
-    revision, start = data.get("rv"), data.get("start")
-    if not isinstance(revision, int) or revision == 0:
-        raise bad_request(f"{invalid_token}: incorrect encoded start resourceVersion (version meta.k8s.io/v1)")
-    if not isinstance(start, str) or not start:
-        raise bad_request(f"{invalid_token}: encoded start key empty (version meta.k8s.io/v1)")
-    return revision, start
 
 
 def pod_qos_class(pod: dict[str, Any]) -> str:
@@ -211,7 +169,7 @@ class Cluster:
         pod["metadata"]["generation"] = 1  # the pod strategy's (PodObservedGenerationTracking, 1.33+)
         validate("pods", pod)
         pod["status"] = {"phase": "Pending", "qosClass": pod_qos_class(pod)}
-        self._admit_quota(namespace, pod["metadata"]["name"])
+        admit_pod(self.store, namespace, pod["metadata"]["name"])
         return self.store.create("pods", pod)
 
     def delete_pod(
@@ -243,26 +201,6 @@ class Cluster:
         deleting["metadata"]["deletionGracePeriodSeconds"] = grace
         return self.store.update(resource, deleting)
 
-    def _admit_quota(self, namespace: str, name: str) -> None:
-        """The ResourceQuota admission check for one more pod (pods not in a terminal phase count)."""
-        quotas = self.store.items("resourcequotas", namespace)
-        if not quotas:
-            return
-        used = self._pods_in_use(namespace)
-        for quota in sorted(quotas, key=lambda q: q["metadata"]["name"]):
-            hard = (quota.get("spec") or {}).get("hard") or {}
-            for key in ("pods", "count/pods"):
-                if key in hard and used + 1 > parse_quantity(hard[key]):
-                    limit = hard[key]
-                    why = (
-                        f"exceeded quota: {quota['metadata']['name']}, requested: {key}=1, "
-                        f"used: {key}={used}, limited: {key}={limit}"
-                    )
-                    raise forbidden("pods", name, why)
-
-    def _pods_in_use(self, namespace: str) -> int:
-        return sum(1 for p in self.store.items("pods", namespace) if p["status"].get("phase") not in TERMINAL_PHASES)
-
     # --- resource quotas -----------------------------------------------------------------
 
     def create_resource_quota(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -271,34 +209,16 @@ class Cluster:
         self._generate_name("resourcequotas", quota, namespace)
         validate("resourcequotas", quota)
         hard = dict((quota.get("spec") or {}).get("hard") or {})
-        quota["status"] = {"hard": hard, "used": self._quota_used(namespace, hard)}
+        quota["status"] = {"hard": hard, "used": quota_used(self.store, namespace, hard)}
         canonicalize_quantities("resourcequotas", quota)
         return self.store.create("resourcequotas", quota)
-
-    def _quota_used(self, namespace: str, hard: dict[str, Any]) -> dict[str, str]:
-        in_use = str(self._pods_in_use(namespace))
-        return {key: in_use for key in hard if key in ("pods", "count/pods")}
-
-    def _refresh_quotas(self, namespace: str) -> None:
-        """What the quota controller does: keep each quota's status true to its spec and the pods in use."""
-        for quota in self.store.items("resourcequotas", namespace):
-            self._refresh_quota(quota)
-
-    def _refresh_quota(self, quota: dict[str, Any]) -> None:
-        hard = dict((quota.get("spec") or {}).get("hard") or {})
-        status = {"hard": hard, "used": self._quota_used(quota["metadata"]["namespace"], hard)}
-        refreshed = copy.deepcopy(quota)
-        refreshed["status"] = {**(quota.get("status") or {}), **status}
-        canonicalize_quantities("resourcequotas", refreshed)
-        if refreshed["status"] != quota.get("status"):
-            self.store.update("resourcequotas", refreshed)
 
     def _after_change(self, change: Change) -> None:
         if change.resource == "resourcequotas":
             # The controller recalculates a quota whose spec.hard changed (not on its own status updates).
             before = ((change.prev or {}).get("spec") or {}).get("hard")
             if change.type == "MODIFIED" and (change.obj.get("spec") or {}).get("hard") != before:
-                self._refresh_quota(change.obj)
+                refresh_quota(self.store, change.obj)
             return
         if change.resource != "pods":
             return
@@ -306,7 +226,7 @@ class Cluster:
         phase_before = (change.prev or {}).get("status", {}).get("phase")
         phase_now = change.obj.get("status", {}).get("phase")
         if change.type != "MODIFIED" or phase_before != phase_now:
-            self._refresh_quotas(namespace)
+            refresh_quotas(self.store, namespace)
         if change.type == "DELETED":
             self._finish_namespace_if_empty(namespace)
 
@@ -430,63 +350,17 @@ class Cluster:
         resource_version: str | None = None,
         resource_version_match: str | None = None,
     ) -> dict[str, Any]:
-        _validate_list_options(resource_version, resource_version_match, continue_token)
-        start = ""
-        if continue_token:
-            revision, start = decode_continue(continue_token)
-            if resource_version not in (None, "", "0"):
-                raise bad_request("specifying resource version is not allowed when using continue")
-            if revision < 0:
-                revision = self.store.revision
-            try:
-                objects = self.store.snapshot(resource, revision)
-            except ApiError as exc:
-                if exc.code != 410:
-                    raise
-                raise _continue_expired(start) from None
-        else:
-            revision = self.store.revision
-            requested = parse_revision(resource_version)
-            # Exact, or the legacy form of it: a resourceVersion with a limit and no match (read from etcd).
-            exact = resource_version_match == "Exact" or (not resource_version_match and limit > 0)
-            if exact and requested is not None:
-                revision = requested
-                try:
-                    objects = self.store.snapshot(resource, requested)
-                except ApiError as exc:
-                    if exc.code != 410:
-                        raise
-                    raise expired("The resourceVersion for the provided list is too old.") from None
-            else:
-                if requested is not None and requested > self.store.revision:
-                    objects = self.store.snapshot(resource, requested)  # raises "too large"
-                objects = self.store.snapshot(resource, revision)
-        selected = sorted(
-            (
-                obj
-                for obj in objects.values()
-                if (namespace is None or obj["metadata"].get("namespace", "") == namespace)
-                and labels.matches(obj)
-                and fields.matches(obj)
-            ),
-            key=store_key,
+        return list_objects(
+            self.store,
+            resource,
+            namespace,
+            labels,
+            fields,
+            limit,
+            continue_token,
+            resource_version,
+            resource_version_match,
         )
-        if start:
-            selected = [obj for obj in selected if store_key(obj) >= start]
-        metadata: dict[str, Any] = {"resourceVersion": str(revision)}
-        if limit and len(selected) > limit:
-            remaining = len(selected) - limit
-            selected = selected[:limit]
-            metadata["continue"] = encode_continue(revision, store_key(selected[-1]) + "\x00")
-            if labels.empty and not fields.terms:
-                metadata["remainingItemCount"] = remaining
-        items = []
-        for obj in selected:
-            item = dict(obj)  # items of a typed list carry no kind/apiVersion of their own
-            item.pop("kind", None)
-            item.pop("apiVersion", None)
-            items.append(item)
-        return {"kind": _LIST_KINDS[resource], "apiVersion": "v1", "metadata": metadata, "items": items}
 
     # --- helpers -------------------------------------------------------------------------
 
@@ -574,47 +448,6 @@ def _spec_without_mutable(pod: dict[str, Any]) -> dict[str, Any]:
     for mutable in ("activeDeadlineSeconds", "tolerations", "terminationGracePeriodSeconds"):
         spec.pop(mutable, None)
     return spec
-
-
-def _validate_list_options(resource_version: str | None, match: str | None, continue_token: str) -> None:
-    """ValidateListOptions: the list handler refuses these with 422 before it reads anything."""
-    if not match:
-        return
-    errors = []
-    if not resource_version:
-        why = "resourceVersionMatch is forbidden unless resourceVersion is provided"
-        errors.append(FieldError("Forbidden", "resourceVersionMatch", detail=why))
-    if continue_token:
-        why = "resourceVersionMatch is forbidden when continue is provided"
-        errors.append(FieldError("Forbidden", "resourceVersionMatch", detail=why))
-    if match not in ("Exact", "NotOlderThan"):
-        errors.append(
-            FieldError("NotSupported", "resourceVersionMatch", match, supported=("Exact", "NotOlderThan", ""))
-        )
-    if match == "Exact" and resource_version == "0":
-        why = 'resourceVersionMatch "exact" is forbidden for resourceVersion "0"'
-        errors.append(FieldError("Forbidden", "resourceVersionMatch", detail=why))
-    if errors:
-        raise invalid("ListOptions", "", errors, group="meta.k8s.io")
-
-
-def parse_revision(value: str | None) -> int | None:
-    if value in (None, "", "0"):
-        return None
-    assert value is not None
-    try:
-        revision = int(value)
-    except ValueError:
-        raise bad_request(f"invalid resource version: strconv.ParseUint: parsing {value!r}: invalid syntax") from None
-    if revision < 0:
-        raise bad_request(f"invalid resource version: strconv.ParseUint: parsing {value!r}: invalid syntax")
-    return revision
-
-
-def _continue_expired(start: str) -> ApiError:
-    error = expired(_CONTINUE_TOO_OLD)
-    error.metadata = {"continue": encode_continue(-1, start)}  # -1: go on at the newest revision
-    return error
 
 
 def _timestamp(seconds_from_now: int = 0) -> str:

@@ -20,14 +20,16 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from hybrid_executor.testing.kube.cluster import Cluster, parse_revision
+from hybrid_executor.testing.kube.cluster import Cluster
 from hybrid_executor.testing.kube.errors import ApiError, FieldError, bad_request, invalid, method_not_allowed
 from hybrid_executor.testing.kube.faults import Decision, FaultInjector
+from hybrid_executor.testing.kube.listing import parse_revision
 from hybrid_executor.testing.kube.selectors import parse_field_selector, parse_label_selector
 from hybrid_executor.testing.kube.validation import KINDS, decode
 
 if TYPE_CHECKING:
-    from hybrid_executor.testing.kube.kubelet import Kubelet, LogBuffer
+    from hybrid_executor.testing.kube.kubelet import Kubelet
+    from hybrid_executor.testing.kube.podlogs import LogBuffer
 
 log = logging.getLogger(__name__)
 

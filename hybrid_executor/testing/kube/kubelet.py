@@ -2,22 +2,12 @@
 
 It moves pods through the phases a real node does — scheduled (or Unschedulable when the node
 is full), init containers one by one, ContainerCreating, Running, Succeeded/Failed — and writes
-the same status a real kubelet writes: initContainerStatuses and containerStatuses (waiting,
-running, terminated with exit code and reason), conditions, hostIP/podIP, startTime. Images that
-match a configured pattern never pull (ErrImagePull, then ImagePullBackOff); malformed image
-names are InvalidImageName. Deleting a running pod sends SIGTERM to each container's process
-group, then SIGKILL when the grace period ends (sooner if a later delete shortens it), then
-removes the object. A container ends with its main process: what it left running is killed, as
-a container's PID namespace goes with its first process.
-
-What a container runs is its ``command`` + ``args``, with ``$(VAR)`` expanded and ``$$`` turned
-into ``$`` as the kubelet does; an image's own entrypoint cannot be known here, so ``args``
-alone run as the command (as an entrypoint that execs its arguments would) and a container
-with neither exits 0 at once. Env: plain ``value``s and ``fieldRef``s are set over a small base
-env (PATH, HOME, ...: the image's ENV stand-in); ``secretKeyRef``/``configMapKeyRef`` and
-``envFrom`` name objects this API does not serve, so such a pod stays in
-CreateContainerConfigError (unless the reference is optional), as a real node would. A SIGKILL
-that no deletion sent is reported as OOMKilled (there are no cgroups here to tell).
+each step into the pod as ``podstatus`` words it; ``containerstart`` says what each container
+runs with. Images that match a configured pattern never pull (ErrImagePull, then
+ImagePullBackOff); malformed image names are InvalidImageName. Deleting a running pod sends
+SIGTERM to each container's process group, then SIGKILL when the grace period ends (sooner if a
+later delete shortens it), then removes the object. A container ends with its main process: what
+it left running is killed, as a container's PID namespace goes with its first process.
 Every container runs once: restartPolicy Always/OnFailure restarts are not reproduced, so a
 failing container (or init container) fails the pod whatever its restartPolicy.
 """
@@ -27,35 +17,41 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import errno
 import os
 import re
 import signal
 import tempfile
-import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from hybrid_executor.testing.kube.cluster import TERMINAL_PHASES, Cluster
+from hybrid_executor.testing.kube.cluster import Cluster
+from hybrid_executor.testing.kube.containerstart import (
+    base_env,
+    declared_env,
+    expand,
+    image_name_problem,
+    start_failure_message,
+    working_dir,
+)
 from hybrid_executor.testing.kube.errors import ApiError
+from hybrid_executor.testing.kube.podlogs import LogBuffer, read_lines
+from hybrid_executor.testing.kube.podstatus import (
+    ContainerResult,
+    bind_to_node,
+    container_ended,
+    container_waiting,
+    containers_started,
+    init_container_ended,
+    init_container_running,
+    mark_unschedulable,
+    pod_finished,
+)
 from hybrid_executor.testing.kube.store import Change, Key, now_rfc3339
 
-# A reference the container runtime can parse: lower-case repository path, optional tag or digest.
-_IMAGE_REFERENCE = re.compile(
-    r"^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-    r"(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[\w][\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$"
-)
-_UNSCHEDULABLE = (
-    "0/1 nodes are available: 1 Too many pods. preemption: 0/1 nodes are available: "
-    "1 No preemption victims found for incoming pod."
-)
-_INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ")
 _EXIT_POLL = 0.05  # seconds between looks at whether a container's main process has ended
-_READ_SIZE = 65536
 
 
 @dataclass
@@ -67,31 +63,6 @@ class KubeletConfig:
     start_delay: float = 0.0  # seconds a pod spends in ContainerCreating
     base_env: dict[str, str] | None = None  # every container's starting env; default: PATH, HOME, ...
     workdir_root: str | None = None  # where containers without an existing workingDir run
-
-
-class LogBuffer:
-    """One container's output, as lines stamped with the time they came, with a wake-up for followers."""
-
-    def __init__(self) -> None:
-        self.lines: list[bytes] = []
-        self.times: list[datetime] = []  # when each line was read, as the container runtime stamps it
-        self.started = False
-        self.finished = False
-        self._more = asyncio.Event()
-
-    def append(self, line: bytes) -> None:
-        self.lines.append(line)
-        self.times.append(datetime.now(timezone.utc))
-        self._more.set()
-
-    def finish(self) -> None:
-        self.finished = True
-        self._more.set()
-
-    async def wait_for_more(self, timeout: float) -> None:
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._more.wait(), timeout)
-        self._more.clear()
 
 
 @dataclass
@@ -106,10 +77,6 @@ class _PodRuntime:
     holds_slot: bool = False
     killed: bool = False  # stopped by a deletion, so exit 137 is our SIGKILL and not the OOM killer
     task: asyncio.Task[None] | None = None
-
-
-# What a container ended with: exit code, startedAt, finishedAt, and a message when it could not start.
-_Result = tuple[int, str, str, str]
 
 
 class Kubelet:
@@ -207,14 +174,14 @@ class Kubelet:
             # Bound to this node by its creator: no scheduler decides, the node runs it at once.
             self._running += 1
             runtime.holds_slot = True
-            return self._write(runtime, lambda pod: _bind(pod, self.config.node_name, self._new_ip()))
+            return self._write(runtime, lambda pod: bind_to_node(pod, self.config.node_name, self._new_ip()))
         self._waiting.append(runtime.key)
         marked = False
         try:
             # The capacity is read afresh each time: set_capacity() may change it while pods wait.
             while not self._has_room_for(runtime.key):
                 if not marked:
-                    self._write(runtime, _mark_unschedulable)
+                    self._write(runtime, mark_unschedulable)
                     marked = True
                 self._slot_freed.clear()
                 wake = asyncio.ensure_future(self._slot_freed.wait())
@@ -231,7 +198,7 @@ class Kubelet:
         finally:
             self._waiting.remove(runtime.key)
             self._slot_freed.set()  # the next in line may now check again
-        return self._write(runtime, lambda pod: _bind(pod, self.config.node_name, self._new_ip()))
+        return self._write(runtime, lambda pod: bind_to_node(pod, self.config.node_name, self._new_ip()))
 
     def _new_ip(self) -> str:
         ip = f"10.244.0.{self._next_ip % 250 + 2}"
@@ -274,16 +241,16 @@ class Kubelet:
         buffer = runtime.logs[name] = LogBuffer()
         if not container.get("command") and not container.get("args"):
             buffer.started = True  # the image's own entrypoint is unknown here: it "runs" and ends at once
-            self._write(runtime, lambda p: _init_ended(p, name, (0, started, started, ""), False))
+            self._write(runtime, lambda p: init_container_ended(p, name, (0, started, started, ""), False))
             return not runtime.deleting.is_set()
         process = await self._start(runtime, container, env, buffer)
         if isinstance(process, str):
-            self._write(runtime, lambda p: _init_ended(p, name, (128, started, now_rfc3339(), process), False))
+            self._write(runtime, lambda p: init_container_ended(p, name, (128, started, now_rfc3339(), process), False))
             return False
-        self._write(runtime, lambda p: _init_running(p, name, started))
+        self._write(runtime, lambda p: init_container_running(p, name, started))
         code = await _collect(process, buffer)
         result = (code, started, now_rfc3339(), "")
-        self._write(runtime, lambda p: _init_ended(p, name, result, runtime.killed))
+        self._write(runtime, lambda p: init_container_ended(p, name, result, runtime.killed))
         return code == 0 and not runtime.deleting.is_set()
 
     async def _run_containers(self, runtime: _PodRuntime, containers: list[dict[str, Any]]) -> None:
@@ -296,7 +263,7 @@ class Kubelet:
         if runtime.deleting.is_set():
             return
         started = now_rfc3339()
-        results: dict[str, _Result] = {}
+        results: dict[str, ContainerResult] = {}
         waiters = []
         for container in containers:
             name = container["name"]
@@ -311,9 +278,9 @@ class Kubelet:
                 continue
             waiters.append(self._wait_for(runtime, process, buffer, name, started, results, len(containers)))
         running = {c["name"] for c in containers} - set(results)
-        self._write(runtime, lambda p: _running(p, started, running, results))
+        self._write(runtime, lambda p: containers_started(p, started, running, results))
         await asyncio.gather(*waiters)
-        self._write(runtime, lambda p: _finished(p, results, runtime.killed))
+        self._write(runtime, lambda p: pod_finished(p, results, runtime.killed))
 
     async def _wait_for(
         self,
@@ -322,23 +289,20 @@ class Kubelet:
         buffer: LogBuffer,
         name: str,
         started: str,
-        results: dict[str, _Result],
+        results: dict[str, ContainerResult],
         count: int,
     ) -> None:
         code = await _collect(process, buffer)
         results[name] = (code, started, now_rfc3339(), "")
         if len(results) < count:  # others still run: this one's end shows at once, as the node reports it
-            self._write(runtime, lambda p: _container_ended(p, name, results[name], runtime.killed))
+            self._write(runtime, lambda p: container_ended(p, name, results[name], runtime.killed))
 
     async def _prepare(self, runtime: _PodRuntime, container: dict[str, Any]) -> dict[str, str] | None:
         """Pull the image and resolve the declared env; None if either fails (the pod waits then, as on a node)."""
         name, image = container["name"], container.get("image", "")
-        if not _IMAGE_REFERENCE.match(image):
-            message = (
-                f'Failed to apply default image tag "{image}": '
-                f'couldn\'t parse image name "{image}": invalid reference format'
-            )
-            self._write(runtime, _waiting(name, "InvalidImageName", message))
+        problem = image_name_problem(image)
+        if problem:
+            self._write(runtime, container_waiting(name, "InvalidImageName", problem))
             await runtime.deleting.wait()
             return None
         if self.config.image_pull_failure and re.search(self.config.image_pull_failure, image):
@@ -347,9 +311,9 @@ class Kubelet:
         pod = self.store.find("pods", *runtime.key)
         if pod is None:
             return None
-        declared, problem = self._container_env(pod, container)
+        declared, problem = declared_env(pod, container, self.api_host, self.api_port)
         if problem:
-            self._write(runtime, _waiting(name, "CreateContainerConfigError", problem))
+            self._write(runtime, container_waiting(name, "CreateContainerConfigError", problem))
             await runtime.deleting.wait()
             return None
         return declared
@@ -364,7 +328,7 @@ class Kubelet:
         """
         words = list(container.get("command") or []) + list(container.get("args") or [])
         argv = [expand(str(word), declared) for word in words]
-        env = self._base_env()
+        env = base_env(self.config.base_env)
         env["HOSTNAME"] = runtime.key[1]
         env.update(declared)
         buffer.started = True
@@ -375,11 +339,11 @@ class Kubelet:
                 stderr=asyncio.subprocess.STDOUT,
                 stdin=asyncio.subprocess.DEVNULL,
                 env=env,
-                cwd=self._working_dir(runtime.key, container),
+                cwd=working_dir(self._workdir, runtime.key, container),
                 start_new_session=True,
             )
         except OSError as error:
-            return _start_failure(argv[0], error)
+            return start_failure_message(argv[0], error)
         runtime.processes.append(process)
         if runtime.killed:  # the pod was deleted while this process was being started
             _kill([process], signal.SIGKILL)
@@ -423,53 +387,12 @@ class Kubelet:
             f'failed to resolve reference "{image}": not found'
         )
         while True:
-            self._write(runtime, _waiting(name, "ErrImagePull", pull_error))
+            self._write(runtime, container_waiting(name, "ErrImagePull", pull_error))
             if await _wait_or(runtime.deleting, self.config.image_pull_backoff):
                 return
-            self._write(runtime, _waiting(name, "ImagePullBackOff", f'Back-off pulling image "{image}"'))
+            self._write(runtime, container_waiting(name, "ImagePullBackOff", f'Back-off pulling image "{image}"'))
             if await _wait_or(runtime.deleting, self.config.image_pull_backoff):
                 return
-
-    def _base_env(self) -> dict[str, str]:
-        base = self.config.base_env
-        return dict(base) if base is not None else {k: os.environ[k] for k in _INHERITED_ENV if k in os.environ}
-
-    def _container_env(self, pod: dict[str, Any], container: dict[str, Any]) -> tuple[dict[str, str], str]:
-        """The env a container declares, resolved as the kubelet does: envFrom, then env in order, ``$(VAR)`` expanded.
-
-        A reference to a Secret or ConfigMap (this API serves neither) is the node's
-        CreateContainerConfigError, unless it is optional; then it adds nothing.
-        """
-        declared: dict[str, str] = {}
-        if self.api_host:
-            declared["KUBERNETES_SERVICE_HOST"] = self.api_host
-            declared["KUBERNETES_SERVICE_PORT"] = str(self.api_port)
-        for source in container.get("envFrom") or []:
-            for ref_kind, noun in (("secretRef", "secret"), ("configMapRef", "configmap")):
-                ref = source.get(ref_kind)
-                if ref is not None and not ref.get("optional"):
-                    return {}, f'{noun} "{ref.get("name", "")}" not found'
-        for item in container.get("env") or []:
-            source = item.get("valueFrom")
-            if source is None:
-                declared[item["name"]] = expand(str(item.get("value") or ""), declared)
-                continue
-            if "fieldRef" in source:
-                declared[item["name"]] = _field_ref(pod, source["fieldRef"].get("fieldPath", ""))
-                continue
-            for ref_kind, noun in (("secretKeyRef", "secret"), ("configMapKeyRef", "configmap")):
-                ref = source.get(ref_kind)
-                if ref is not None and not ref.get("optional"):
-                    return {}, f'{noun} "{ref.get("name", "")}" not found'
-        return declared, ""
-
-    def _working_dir(self, key: Key, container: dict[str, Any]) -> str:
-        wanted = container.get("workingDir")
-        if wanted and os.path.isdir(wanted):
-            return str(wanted)
-        folder = self._workdir / key[0] / key[1] / container["name"]
-        folder.mkdir(parents=True, exist_ok=True)
-        return str(folder)
 
     def _write(self, runtime: _PodRuntime, mutate: Callable[[dict[str, Any]], None]) -> bool:
         """Write what the node knows into its pod, as a new revision; False if that pod is gone.
@@ -493,7 +416,7 @@ async def _collect(process: asyncio.subprocess.Process, buffer: LogBuffer) -> in
     child, which may still hold the output pipe) dies with it, as a PID namespace's last members do.
     """
     assert process.stdout is not None
-    reader = asyncio.ensure_future(_read_lines(process.stdout, buffer))
+    reader = asyncio.ensure_future(read_lines(process.stdout, buffer))
     # Process.wait() also waits for the pipes to close, so the main process's exit is watched by itself.
     while process.returncode is None and not reader.done():
         await asyncio.wait({reader}, timeout=_EXIT_POLL)
@@ -503,66 +426,6 @@ async def _collect(process: asyncio.subprocess.Process, buffer: LogBuffer) -> in
     await process.wait()
     # A process killed by signal N ends, in a container, with exit code 128 + N.
     return 128 - code if code < 0 else code
-
-
-async def _read_lines(stream: asyncio.StreamReader, buffer: LogBuffer) -> None:
-    """Lines of any length (StreamReader.readline stops at 64 KiB); a last line without newline too."""
-    pending = bytearray()
-    while chunk := await stream.read(_READ_SIZE):
-        pending += chunk
-        end = pending.rfind(b"\n")
-        if end == -1:
-            continue
-        complete, pending = bytes(pending[: end + 1]), pending[end + 1 :]
-        for line in complete.splitlines(keepends=True):
-            buffer.append(line)
-    if pending:
-        buffer.append(bytes(pending))
-
-
-def expand(text: str, variables: dict[str, str]) -> str:
-    """Kubernetes' ``$(VAR)`` expansion (k8s.io/kubernetes/third_party/forked/golang/expansion).
-
-    ``$(NAME)`` becomes the variable's value when it is defined, and stays as written otherwise;
-    ``$$`` is an escaped ``$``. The kubelet applies it to env values, command and args.
-    """
-    out: list[str] = []
-    i = 0
-    while i < len(text):
-        char = text[i]
-        if char != "$" or i + 1 >= len(text):
-            out.append(char)
-            i += 1
-            continue
-        following = text[i + 1]
-        if following == "$":
-            out.append("$")
-            i += 2
-        elif following == "(":
-            close = text.find(")", i + 2)
-            if close == -1:
-                out.append("$(")
-                i += 2
-            else:
-                name = text[i + 2 : close]
-                out.append(variables.get(name, f"$({name})"))
-                i = close + 1
-        else:
-            out.append("$" + following)
-            i += 2
-    return "".join(out)
-
-
-def _container_id() -> str:
-    return f"containerd://{uuid.uuid4().hex}{uuid.uuid4().hex}"  # 64 hex digits, as containerd's
-
-
-def _start_failure(program: str, error: OSError) -> str:
-    why = "executable file not found in $PATH" if error.errno == errno.ENOENT else (error.strerror or str(error))
-    return (
-        "failed to create containerd task: failed to create shim task: OCI runtime create failed: "
-        f'runc create failed: unable to start container process: exec: "{program}": {why}: unknown'
-    )
 
 
 async def _wait_or(event: asyncio.Event, seconds: float) -> bool:
@@ -579,245 +442,3 @@ def _kill(processes: list[asyncio.subprocess.Process], sig: signal.Signals) -> N
     for process in processes:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, sig)
-
-
-def _field_ref(pod: dict[str, Any], path: str) -> str:
-    metadata, status, spec = pod["metadata"], pod.get("status", {}), pod["spec"]
-    simple = {
-        "metadata.name": metadata.get("name", ""),
-        "metadata.namespace": metadata.get("namespace", ""),
-        "metadata.uid": metadata.get("uid", ""),
-        "spec.nodeName": spec.get("nodeName", ""),
-        "spec.serviceAccountName": spec.get("serviceAccountName", ""),
-        "status.podIP": status.get("podIP", ""),
-        "status.podIPs": ",".join(ip["ip"] for ip in status.get("podIPs") or []),
-        "status.hostIP": status.get("hostIP", ""),
-        "status.hostIPs": ",".join(ip["ip"] for ip in status.get("hostIPs") or []),
-    }
-    if path in simple:
-        return str(simple[path])
-    match = re.fullmatch(r"metadata\.(labels|annotations)\['(.+)'\]", path)
-    if match:
-        return str((metadata.get(match.group(1)) or {}).get(match.group(2), ""))
-    return ""
-
-
-def _condition(kind: str, status: str, reason: str = "", message: str = "") -> dict[str, Any]:
-    condition: dict[str, Any] = {
-        "type": kind,
-        "status": status,
-        "lastProbeTime": None,
-        "lastTransitionTime": now_rfc3339(),
-    }
-    if reason:
-        condition["reason"] = reason
-    if message:
-        condition["message"] = message
-    return condition
-
-
-def _set_conditions(pod: dict[str, Any], *conditions: dict[str, Any]) -> None:
-    current = {c["type"]: c for c in pod["status"].get("conditions") or []}
-    for condition in conditions:
-        old = current.get(condition["type"])
-        if old and old["status"] == condition["status"]:
-            condition["lastTransitionTime"] = old["lastTransitionTime"]
-        current[condition["type"]] = condition
-    order = ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled")
-    pod["status"]["conditions"] = sorted(
-        current.values(), key=lambda c: order.index(c["type"]) if c["type"] in order else 99
-    )
-
-
-def _mark_unschedulable(pod: dict[str, Any]) -> None:
-    _set_conditions(pod, _condition("PodScheduled", "False", "Unschedulable", _UNSCHEDULABLE))
-
-
-def _bind(pod: dict[str, Any], node: str, ip: str) -> None:
-    pod["spec"]["nodeName"] = node
-    status = pod["status"]
-    status.update(
-        {
-            "hostIP": "127.0.0.1",
-            "hostIPs": [{"ip": "127.0.0.1"}],
-            "podIP": ip,
-            "podIPs": [{"ip": ip}],
-            "startTime": now_rfc3339(),
-        }
-    )
-    init_containers = pod["spec"].get("initContainers") or []
-    # The kubelet's default waiting reason: PodInitializing while a pod has init containers to run.
-    waiting = {"waiting": {"reason": "PodInitializing" if init_containers else "ContainerCreating"}}
-    if init_containers:
-        status["initContainerStatuses"] = [_container_status(c, copy.deepcopy(waiting)) for c in init_containers]
-    status["containerStatuses"] = [_container_status(c, copy.deepcopy(waiting)) for c in pod["spec"]["containers"]]
-    unready = f"containers with unready status: [{_names(pod['spec']['containers'])}]"
-    _set_conditions(
-        pod,
-        _condition("PodReadyToStartContainers", "False"),
-        _condition("Initialized", "False", "ContainersNotInitialized", _incomplete(init_containers))
-        if init_containers
-        else _condition("Initialized", "True"),
-        _condition("Ready", "False", "ContainersNotReady", unready),
-        _condition("ContainersReady", "False", "ContainersNotReady", unready),
-        _condition("PodScheduled", "True"),
-    )
-
-
-def _names(containers: list[dict[str, Any]]) -> str:
-    return " ".join(c["name"] for c in containers)
-
-
-def _incomplete(containers: list[dict[str, Any]]) -> str:
-    return f"containers with incomplete status: [{_names(containers)}]"
-
-
-def _container_status(container: dict[str, Any], state: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    status = {
-        "name": container["name"],
-        "image": container.get("image", ""),
-        "imageID": "",
-        "ready": False,
-        "restartCount": 0,
-        "started": False,
-        "state": state,
-        "lastState": {},
-    }
-    status.update(extra)
-    return status
-
-
-def _statuses(pod: dict[str, Any]) -> list[dict[str, Any]]:
-    return list(pod["status"].get("initContainerStatuses") or []) + list(pod["status"].get("containerStatuses") or [])
-
-
-def _waiting(name: str, reason: str, message: str) -> Callable[[dict[str, Any]], None]:
-    def mutate(pod: dict[str, Any]) -> None:
-        for status in _statuses(pod):
-            if status["name"] == name:
-                status["state"] = {"waiting": {"reason": reason, "message": message}}
-
-    return mutate
-
-
-def _terminated(status: dict[str, Any], result: _Result, killed: bool) -> None:
-    """Write a container's end into its status: exit code, reason, times (StartError if it never started)."""
-    code, started, finished, message = result
-    container_id = status.get("containerID") or _container_id()
-    if message:
-        state = {
-            "exitCode": code,
-            "reason": "StartError",
-            "message": message,
-            "startedAt": "1970-01-01T00:00:00Z",  # what containerd reports for a task that never started
-            "finishedAt": finished,
-            "containerID": container_id,
-        }
-    else:
-        # Exit 137 that no deletion caused stands for the OOM killer: locally, a SIGKILL from anywhere.
-        reason = "Completed" if code == 0 else "OOMKilled" if code == 137 and not killed else "Error"
-        state = {
-            "exitCode": code,
-            "reason": reason,
-            "startedAt": started,
-            "finishedAt": finished,
-            "containerID": container_id,
-        }
-    status.update({"state": {"terminated": state}, "ready": False, "started": False, "containerID": container_id})
-
-
-def _init_running(pod: dict[str, Any], name: str, started: str) -> None:
-    for status in pod["status"].get("initContainerStatuses") or []:
-        if status["name"] == name:
-            status.update(
-                {
-                    "state": {"running": {"startedAt": started}},
-                    "started": True,
-                    "containerID": _container_id(),
-                }
-            )
-    _set_conditions(pod, _condition("PodReadyToStartContainers", "True"))
-
-
-def _init_ended(pod: dict[str, Any], name: str, result: _Result, killed: bool) -> None:
-    """An init container's end: the next step may go on, or (it failed: restarts are not reproduced) the pod fails."""
-    init_containers = pod["spec"].get("initContainers") or []
-    statuses = pod["status"].get("initContainerStatuses") or []
-    for status in statuses:
-        if status["name"] == name:
-            _terminated(status, result, killed)
-            status["ready"] = result[0] == 0 and not result[3]
-    done = {s["name"] for s in statuses if s.get("ready")}
-    incomplete = [c for c in init_containers if c["name"] not in done]
-    if not incomplete:
-        _set_conditions(pod, _condition("Initialized", "True"))
-        return
-    _set_conditions(pod, _condition("Initialized", "False", "ContainersNotInitialized", _incomplete(incomplete)))
-    if result[0] != 0 or result[3]:
-        pod["status"]["phase"] = "Failed"
-        _set_conditions(
-            pod,
-            _condition("PodReadyToStartContainers", "False"),
-            _condition("Ready", "False", "PodCompleted"),
-            _condition("ContainersReady", "False", "PodCompleted"),
-        )
-
-
-def _readiness(pod: dict[str, Any]) -> None:
-    """Ready and ContainersReady from the containers' own ready flags."""
-    containers = pod["spec"]["containers"]
-    ready = {s["name"]: s.get("ready") for s in pod["status"].get("containerStatuses") or []}
-    unready = [c for c in containers if not ready.get(c["name"])]
-    if not unready:
-        _set_conditions(pod, _condition("Ready", "True"), _condition("ContainersReady", "True"))
-        return
-    message = f"containers with unready status: [{_names(unready)}]"
-    _set_conditions(
-        pod,
-        _condition("Ready", "False", "ContainersNotReady", message),
-        _condition("ContainersReady", "False", "ContainersNotReady", message),
-    )
-
-
-def _running(pod: dict[str, Any], started: str, running: set[str], ended: dict[str, _Result]) -> None:
-    if pod["status"].get("phase") in TERMINAL_PHASES or not running:
-        return
-    pod["status"]["phase"] = "Running"
-    for status in pod["status"].get("containerStatuses") or []:
-        if status["name"] in running:
-            status.update(
-                {
-                    "state": {"running": {"startedAt": started}},
-                    "ready": True,
-                    "started": True,
-                    "containerID": _container_id(),
-                }
-            )
-        elif status["name"] in ended:
-            _terminated(status, ended[status["name"]], False)
-    _set_conditions(pod, _condition("PodReadyToStartContainers", "True"))
-    _readiness(pod)
-
-
-def _container_ended(pod: dict[str, Any], name: str, result: _Result, killed: bool) -> None:
-    for status in pod["status"].get("containerStatuses") or []:
-        if status["name"] == name:
-            _terminated(status, result, killed)
-    _readiness(pod)
-
-
-def _finished(pod: dict[str, Any], results: dict[str, _Result], killed: bool) -> None:
-    failed = False
-    for status in pod["status"].get("containerStatuses") or []:
-        result = results.get(status["name"])
-        if result is None:
-            continue
-        _terminated(status, result, killed)
-        failed = failed or result[0] != 0 or bool(result[3])
-    pod["status"]["phase"] = "Failed" if failed else "Succeeded"
-    _set_conditions(
-        pod,
-        _condition("PodReadyToStartContainers", "False"),
-        _condition("Ready", "False", "PodCompleted"),
-        _condition("ContainersReady", "False", "PodCompleted"),
-    )
