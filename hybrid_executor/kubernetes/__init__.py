@@ -1,0 +1,1 @@
+"""The embedded pod launcher: Kubernetes-routed tasks, each in a pod of its own."""

@@ -1,0 +1,85 @@
+"""What a worker pod's state means for its task: pure functions over the API's raw pod JSON."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+# Waiting reasons that no amount of waiting resolves: the task fails at once instead of after
+# [kubernetes_executor] worker_pods_pending_timeout.
+FATAL_WAITING_REASONS = frozenset({"InvalidImageName", "ErrImageNeverPull"})
+
+State = Literal["pending", "running", "success", "failed"]
+
+
+@dataclass(frozen=True)
+class PodOutcome:
+    state: State
+    message: str = ""
+    fatal: bool = False  # with "pending": fail now, do not wait for the pending timeout
+    gone: bool = False  # the pod no longer exists: nothing to delete
+
+
+def outcome_of(event_type: str, pod: dict[str, Any]) -> PodOutcome:
+    status = pod.get("status") or {}
+    phase = status.get("phase") or "Pending"
+    where = _where(pod)
+    if phase == "Succeeded":
+        return PodOutcome("success", f"pod {where} succeeded", gone=event_type == "DELETED")
+    if phase == "Failed":
+        return PodOutcome("failed", f"pod {where} failed: {_failure_detail(status)}", gone=event_type == "DELETED")
+    if event_type == "DELETED":
+        return PodOutcome(
+            "failed",
+            f"pod {where} was deleted while its task was {phase.lower()}: the task did not finish",
+            gone=True,
+        )
+    if phase == "Running":
+        return PodOutcome("running")
+    waiting = _waiting_reasons(status)
+    fatal = [(reason, message) for reason, message in waiting if reason in FATAL_WAITING_REASONS]
+    if fatal:
+        reason, message = fatal[0]
+        return PodOutcome("pending", f"pod {where} cannot start: {reason}: {message}".rstrip(": "), fatal=True)
+    return PodOutcome("pending", pending_detail(status))
+
+
+def pending_detail(status: dict[str, Any]) -> str:
+    """Why a pod is still Pending, in the API's own words (waiting reason, or the scheduler's)."""
+    for reason, message in _waiting_reasons(status):
+        if reason != "ContainerCreating":
+            return f"{reason}: {message}".rstrip(": ")
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
+            return f"{condition.get('reason', 'Unschedulable')}: {condition.get('message', '')}".rstrip(": ")
+    return "waiting to start"
+
+
+def _waiting_reasons(status: dict[str, Any]) -> list[tuple[str, str]]:
+    found = []
+    for container in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+        waiting = (container.get("state") or {}).get("waiting")
+        if waiting and waiting.get("reason"):
+            found.append((str(waiting["reason"]), str(waiting.get("message") or "")))
+    return found
+
+
+def _failure_detail(status: dict[str, Any]) -> str:
+    parts = []
+    if status.get("reason"):  # e.g. Evicted, DeadlineExceeded: the whole pod's reason
+        parts.append(f"{status['reason']}: {status.get('message', '')}".rstrip(": "))
+    for container in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+        terminated = (container.get("state") or {}).get("terminated")
+        if terminated and terminated.get("exitCode", 0) != 0:
+            detail = f"container {container.get('name')} ended with exit code {terminated.get('exitCode')}"
+            if terminated.get("reason"):
+                detail += f" ({terminated['reason']})"
+            if terminated.get("message"):
+                detail += f": {terminated['message']}"
+            parts.append(detail)
+    return "; ".join(parts) or "no container reported a reason"
+
+
+def _where(pod: dict[str, Any]) -> str:
+    metadata = pod.get("metadata") or {}
+    return f"{metadata.get('namespace', '?')}/{metadata.get('name', '?')}"

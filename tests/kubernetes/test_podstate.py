@@ -1,0 +1,79 @@
+"""A pod's status, as the API reports it, read as the state of its task."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from hybrid_executor.kubernetes.podstate import outcome_of
+
+
+def _pod(phase: str, **status: Any) -> dict[str, Any]:
+    return {"metadata": {"namespace": "work", "name": "p-1"}, "status": {"phase": phase, **status}}
+
+
+def _waiting(reason: str, message: str = "") -> dict[str, Any]:
+    return {"containerStatuses": [{"name": "base", "state": {"waiting": {"reason": reason, "message": message}}}]}
+
+
+def test_succeeded_is_success() -> None:
+    outcome = outcome_of("MODIFIED", _pod("Succeeded"))
+    assert (outcome.state, outcome.gone) == ("success", False)
+
+
+def test_failed_names_the_container_reason_and_exit_code() -> None:
+    terminated = {"exitCode": 137, "reason": "OOMKilled"}
+    pod = _pod("Failed", containerStatuses=[{"name": "base", "state": {"terminated": terminated}}])
+
+    outcome = outcome_of("MODIFIED", pod)
+
+    assert outcome.state == "failed"
+    assert "container base ended with exit code 137 (OOMKilled)" in outcome.message
+    assert "work/p-1" in outcome.message
+
+
+def test_an_evicted_pod_gives_the_pods_own_reason() -> None:
+    pod = _pod("Failed", reason="Evicted", message="The node was low on resource: memory.")
+
+    assert "Evicted: The node was low on resource: memory." in outcome_of("MODIFIED", pod).message
+
+
+def test_deleted_under_a_running_task_is_a_failure_with_a_clear_message() -> None:
+    outcome = outcome_of("DELETED", _pod("Running"))
+
+    assert (outcome.state, outcome.gone) == ("failed", True)
+    assert "was deleted while its task was running" in outcome.message
+
+
+def test_a_finished_pod_deleted_keeps_its_result() -> None:
+    assert outcome_of("DELETED", _pod("Succeeded")).state == "success"
+    assert outcome_of("DELETED", _pod("Succeeded")).gone
+
+
+def test_running() -> None:
+    assert outcome_of("MODIFIED", _pod("Running")).state == "running"
+
+
+@pytest.mark.parametrize("reason", ["InvalidImageName", "ErrImageNeverPull"])
+def test_reasons_that_cannot_resolve_fail_at_once(reason: str) -> None:
+    outcome = outcome_of("MODIFIED", _pod("Pending", **_waiting(reason, "bad image")))
+
+    assert (outcome.state, outcome.fatal) == ("pending", True)
+    assert f"{reason}: bad image" in outcome.message
+
+
+@pytest.mark.parametrize("reason", ["ErrImagePull", "ImagePullBackOff", "CreateContainerConfigError"])
+def test_reasons_that_may_resolve_wait(reason: str) -> None:
+    outcome = outcome_of("MODIFIED", _pod("Pending", **_waiting(reason, "try again")))
+
+    assert (outcome.state, outcome.fatal) == ("pending", False)
+    assert outcome.message == f"{reason}: try again"
+
+
+def test_unschedulable_pending_says_why() -> None:
+    condition = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/1 nodes"}
+
+    outcome = outcome_of("ADDED", _pod("Pending", conditions=[condition]))
+
+    assert outcome.message == "Unschedulable: 0/1 nodes"
