@@ -1,0 +1,372 @@
+"""The only module that calls the Kubernetes API: each verb once, its errors classified.
+
+Every verb here is one attempt: retrying is the caller's policy (the launcher retries creates with
+tenacity; the watcher relists and reconnects). So the client's own urllib3 retries are turned off
+in :meth:`KubeApi.from_settings`: left on, they silently repeat a GET after a reset and sleep out a
+Retry-After inside a call we meant to be one attempt. Every error leaves as a
+:class:`~hybrid_executor.kubernetes.errors.KubeApiError` (see :mod:`hybrid_executor.kubernetes.errors`
+for what each means; the names are re-exported here).
+
+Responses are read as raw JSON (``_preload_content=False`` and ``json.loads``): deserializing into
+the client's models costs far more than the request on a busy scheduler. Pod logs are read as
+bytes, because client 36 turns a preloaded log into the text ``"b'...'"``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+from collections.abc import Generator, Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from kubernetes import client, config
+from urllib3.connection import HTTPConnection
+
+from hybrid_executor.kubernetes.errors import (
+    REDACTED,
+    STATUS_MESSAGE_MAX,
+    TEXT_BODY_MAX,
+    ApiErrorKind,
+    KubeApiError,
+    StatusCause,
+    classify,
+    from_status,
+    redact,
+)
+
+if TYPE_CHECKING:
+    from kubernetes.client import CoreV1Api, V1Pod
+
+# TCP keepalive as the stock executor's defaults ([kubernetes_executor] tcp_keep_idle 120 s,
+# tcp_keep_intvl 30 s, tcp_keep_cnt 6), where the platform has the options.
+_KEEPALIVE: list[tuple[int, int, int]] = [(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)] + [
+    (socket.IPPROTO_TCP, getattr(socket, name), value)
+    for name, value in (("TCP_KEEPIDLE", 120), ("TCP_KEEPINTVL", 30), ("TCP_KEEPCNT", 6))
+    if hasattr(socket, name)
+]
+
+__all__ = [
+    "REDACTED",
+    "STATUS_MESSAGE_MAX",
+    "TEXT_BODY_MAX",
+    "ApiErrorKind",
+    "KubeApi",
+    "KubeApiError",
+    "KubeConnectionSettings",
+    "PodPage",
+    "StatusCause",
+    "WatchEvent",
+    "classify",
+    "from_status",
+    "redact",
+]
+
+
+@dataclass(frozen=True)
+class PodPage:
+    """One page of a pod list: raw JSON pods, the list's resourceVersion, the next page's token."""
+
+    items: list[dict[str, Any]]
+    resource_version: str
+    continue_token: str | None
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    """One watch event: ADDED, MODIFIED, DELETED or BOOKMARK, with the raw JSON object."""
+
+    type: str
+    object: dict[str, Any]
+
+
+class KubeConnectionSettings(Protocol):
+    """What :meth:`KubeApi.from_settings` reads (``settings.KubernetesSettings`` has all of it)."""
+
+    @property
+    def in_cluster(self) -> bool: ...
+    @property
+    def config_file(self) -> str | None: ...
+    @property
+    def cluster_context(self) -> str | None: ...
+    @property
+    def verify_ssl(self) -> bool: ...
+    @property
+    def ssl_ca_cert(self) -> str | None: ...
+    @property
+    def pod_creation_concurrency(self) -> int: ...
+    def namespaces(self) -> frozenset[str]: ...
+
+
+def _read_json(response: Any) -> Any:
+    """The body of a raw (not preloaded) response as JSON; the connection goes back to the pool."""
+    try:
+        data = response.data
+    finally:
+        response.release_conn()
+    try:
+        return json.loads(data)
+    except ValueError as error:
+        raise KubeApiError(
+            None,
+            "InvalidResponse",
+            f"connection error: the API answered with a body that is not JSON ({error})",
+            None,
+            ApiErrorKind.RETRYABLE,
+        ) from None
+
+
+class KubeApi:
+    """One attempt per call; every error raised as a classified :class:`KubeApiError`.
+
+    Thread-safe: one instance (one connection pool) serves the launcher's workers and the watchers.
+    ``request_timeout`` bounds each request but a watch (whose bound is its ``timeout_seconds``).
+    """
+
+    def __init__(self, core: CoreV1Api, *, request_timeout: float = 60.0) -> None:
+        self.core = core
+        self._timeout = (min(10.0, request_timeout), request_timeout)
+
+    @classmethod
+    def from_settings(cls, settings: KubeConnectionSettings, *, request_timeout: float = 60.0) -> KubeApi:
+        """A client for the configured cluster: in-cluster service account, or a kubeconfig file and context.
+
+        The client's urllib3 retries are off (each call is one attempt; callers retry), and its
+        connection pool holds a connection for every launcher worker and every namespace watcher.
+        """
+        configuration = client.Configuration()
+        if settings.in_cluster:
+            config.load_incluster_config(client_configuration=configuration)
+        else:
+            config.load_kube_config(
+                config_file=settings.config_file,
+                context=settings.cluster_context,
+                client_configuration=configuration,
+            )
+        if not settings.verify_ssl:  # as the stock executor: the option can only turn verification off
+            configuration.verify_ssl = False
+        if settings.ssl_ca_cert:
+            configuration.ssl_ca_cert = settings.ssl_ca_cert
+        # As the stock executor does by default: a watch idle behind a load balancer or NAT is not
+        # silently dropped, and a dead peer is noticed within minutes.
+        configuration.socket_options = [*HTTPConnection.default_socket_options, *_KEEPALIVE]
+        # False, not 0: urllib3 then raises the error itself instead of wrapping it in MaxRetryError.
+        configuration.retries = False
+        wanted = settings.pod_creation_concurrency + len(settings.namespaces()) + 4
+        configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize or 0, wanted)
+        return cls(client.CoreV1Api(client.ApiClient(configuration)), request_timeout=request_timeout)
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self.core.api_client.close()
+
+    # --- pods ----------------------------------------------------------------------------------
+
+    def create_pod(self, pod: V1Pod | Mapping[str, Any]) -> dict[str, Any]:
+        """Create ``pod`` in its ``metadata.namespace``; the created pod as raw JSON."""
+        try:
+            body = self.core.api_client.sanitize_for_serialization(pod)
+            namespace = (body.get("metadata") or {}).get("namespace")
+            if not namespace:
+                raise ValueError("the pod has no metadata.namespace")
+            response = self.core.create_namespaced_pod(
+                namespace, body, _preload_content=False, _request_timeout=self._timeout
+            )
+            created: dict[str, Any] = _read_json(response)
+        except Exception as error:
+            raise classify(error) from error
+        return created
+
+    def delete_pod(self, namespace: str, name: str, *, grace_period_seconds: int | None = None) -> bool:
+        """Delete a pod; False if it was already gone (404), True if the API accepted the deletion."""
+        try:
+            response = self.core.delete_namespaced_pod(
+                name,
+                namespace,
+                grace_period_seconds=grace_period_seconds,
+                _preload_content=False,
+                _request_timeout=self._timeout,
+            )
+            _read_json(response)
+        except Exception as error:
+            classified = classify(error)
+            if classified.kind is ApiErrorKind.NOT_FOUND:
+                return False
+            raise classified from error
+        return True
+
+    def patch_pod_labels(self, namespace: str, name: str, labels: dict[str, str]) -> dict[str, Any]:
+        """Merge ``labels`` into a pod's labels (JSON merge patch); the patched pod as raw JSON."""
+        try:
+            response = self.core.patch_namespaced_pod(
+                name,
+                namespace,
+                {"metadata": {"labels": labels}},
+                _content_type="application/merge-patch+json",
+                _preload_content=False,
+                _request_timeout=self._timeout,
+            )
+            patched: dict[str, Any] = _read_json(response)
+        except Exception as error:
+            raise classify(error) from error
+        return patched
+
+    def list_pods_page(
+        self, namespace: str, label_selector: str, continue_token: str | None, limit: int = 500
+    ) -> PodPage:
+        """One page of the pods matching ``label_selector``; GONE if ``continue_token`` has expired."""
+        try:
+            response = self.core.list_namespaced_pod(
+                namespace,
+                label_selector=label_selector,
+                limit=limit,
+                _continue=continue_token or None,
+                _preload_content=False,
+                _request_timeout=self._timeout,
+            )
+            listed = _read_json(response)
+        except Exception as error:
+            raise classify(error) from error
+        metadata = listed.get("metadata") or {}
+        return PodPage(
+            items=listed.get("items") or [],
+            resource_version=str(metadata.get("resourceVersion") or ""),
+            continue_token=metadata.get("continue") or None,
+        )
+
+    def watch_pods(
+        self, namespace: str, label_selector: str, resource_version: str, timeout_seconds: int
+    ) -> WatchStream:
+        """Pod events from ``resource_version`` on, with bookmarks, until the server ends the watch.
+
+        The request is sent now (its error answer raises here); the events are read as the
+        returned stream is iterated (see :class:`WatchStream` for what ends it).
+        """
+        try:
+            response = self.core.list_namespaced_pod(
+                namespace,
+                label_selector=label_selector,
+                resource_version=resource_version,
+                watch=True,
+                allow_watch_bookmarks=True,
+                timeout_seconds=timeout_seconds,
+                _preload_content=False,
+                # The read timeout is per socket read: the server ends the watch at timeout_seconds,
+                # so a longer silence means a dead connection.
+                _request_timeout=(self._timeout[0], timeout_seconds + 30),
+            )
+        except Exception as error:
+            raise classify(error) from error
+        return WatchStream(response)
+
+    def read_pod_log(
+        self, namespace: str, name: str, tail_lines: int | None = None, *, container: str | None = None
+    ) -> str:
+        """A pod's log as text (read as bytes: client 36 mangles preloaded logs into "b'...'")."""
+        try:
+            response = self.core.read_namespaced_pod_log(
+                name,
+                namespace,
+                container=container,
+                tail_lines=tail_lines,
+                _preload_content=False,
+                _request_timeout=self._timeout,
+            )
+            try:
+                data: bytes = response.data
+            finally:
+                response.release_conn()
+        except Exception as error:
+            raise classify(error) from error
+        return data.decode("utf-8", errors="replace")
+
+
+class WatchStream(Iterator[WatchEvent]):
+    """The events of one watch response, read line by line as they come.
+
+    BOOKMARK events are yielded (their object carries only the resourceVersion to resume from).
+    An ERROR event raises: GONE for 410 (the resourceVersion has left the history: relist), its
+    classified Status otherwise. A stream cut by the network raises RETRYABLE. The iteration ends
+    when the server ends the watch (its ``timeoutSeconds``). ``close()`` frees the connection
+    early; ``shutdown()``, from any thread, ends a read that is waiting for the next event.
+    """
+
+    def __init__(self, response: Any) -> None:
+        self._response = response
+        self._released = False
+        self._events = self._read()
+
+    def __iter__(self) -> WatchStream:
+        return self
+
+    def __next__(self) -> WatchEvent:
+        return next(self._events)
+
+    def close(self) -> None:
+        self._events.close()
+        self._release(finished=False)  # if no event was ever asked for, the generator had nothing to close
+
+    def shutdown(self) -> None:
+        # Already released, or a connection that cannot be shut down: then the read ends by itself.
+        with contextlib.suppress(ValueError, RuntimeError, OSError):
+            self._response.shutdown()
+
+    def _read(self) -> Generator[WatchEvent, None, None]:
+        finished = False
+        try:
+            for line in _lines(self._response):
+                event = _parse_event(line)
+                if event is None:
+                    continue
+                if event.type == "ERROR":
+                    raise from_status(event.object)
+                yield event
+            finished = True
+        finally:
+            self._release(finished)
+
+    def _release(self, finished: bool) -> None:
+        if self._released:
+            return
+        self._released = True
+        if not finished:
+            self._response.close()  # unread data must not go back to the pool
+        self._response.release_conn()
+
+
+def _lines(response: Any) -> Iterator[bytes]:
+    """The lines of a streamed response; a transport failure mid-stream raises a classified error."""
+    iterator = iter(response)
+    while True:
+        try:
+            line = next(iterator)
+        except StopIteration:
+            return
+        except Exception as error:
+            raise classify(error) from error
+        yield line
+
+
+def _parse_event(line: bytes) -> WatchEvent | None:
+    if not line.strip():
+        return None
+    try:
+        raw = json.loads(line)
+    except ValueError:
+        if not line.endswith(b"\n"):  # the last line, cut off: the stream broke mid-event
+            raise KubeApiError(
+                None,
+                "StreamCut",
+                "connection error: the watch stream ended in the middle of an event",
+                None,
+                ApiErrorKind.RETRYABLE,
+            ) from None
+        raise KubeApiError(
+            None, "InvalidResponse", "connection error: a watch event that is not JSON", None, ApiErrorKind.RETRYABLE
+        ) from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("object"), dict):
+        raise KubeApiError(
+            None, "InvalidResponse", "connection error: a watch event without an object", None, ApiErrorKind.RETRYABLE
+        )
+    return WatchEvent(type=str(raw.get("type", "")), object=raw["object"])

@@ -1,0 +1,387 @@
+"""Creates pods off the scheduler thread: worker threads, a shared rate limit, retries, cancellation.
+
+The scheduler thread only calls :meth:`PodLauncher.submit`, :meth:`~PodLauncher.cancel` and
+:meth:`~PodLauncher.results`, which touch in-memory queues and never the network. A pool of worker
+threads takes each :class:`LaunchRequest` and creates its pod:
+
+- under one client-side rate limit shared by all workers (:class:`RateLimiter`, a token bucket of
+  ``qps`` and ``burst``), which a 429 also pauses until its Retry-After, so that a throttled API
+  server hears nothing from any worker until it asked to;
+- retrying with tenacity what :func:`~hybrid_executor.kubernetes.errors.classify` calls RETRYABLE
+  (exponential backoff with full jitter, never sooner than the error's Retry-After), within a time
+  budget per task; anything else (400, 422, a missing namespace) fails at once with the API's message;
+- 409 AlreadyExists counts as launched: the pod name is derived from the task key and try, so the
+  pod that exists is the one an earlier attempt created (its answer lost on the way back);
+- a cancelled key never gets a pod: checked before each attempt, and every wait (for the rate
+  limit, between attempts) ends as soon as the key is cancelled or the launcher stops.
+
+Every request gets exactly one :class:`LaunchResult`. Nothing here logs a pod: its args carry the
+workload JSON with a token; logs name the task key, pod name, namespace, attempt and error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
+from tenacity.wait import wait_base
+
+from hybrid_executor.kubernetes.api import KubeApi
+from hybrid_executor.kubernetes.errors import ApiErrorKind, KubeApiError, classify
+
+if TYPE_CHECKING:
+    from airflow.models.taskinstancekey import TaskInstanceKey
+    from kubernetes.client import V1Pod
+
+log = logging.getLogger(__name__)
+
+# How long a 429 without a Retry-After pauses creation (the API server's priority and fairness
+# answers 429 with Retry-After: 1, so this is only for proxies that leave it out).
+DEFAULT_THROTTLE_PAUSE = 1.0
+
+
+@dataclass(frozen=True)
+class LaunchRequest:
+    key: TaskInstanceKey
+    pod: V1Pod  # with metadata.name and metadata.namespace set
+
+
+@dataclass(frozen=True)
+class LaunchResult:
+    """How a launch ended.
+
+    ``ok``: the pod exists (created, or it already existed for this task and try).
+    ``cancelled``: :meth:`PodLauncher.cancel` (or ``stop``) came before the result. With ``ok``
+    False the executor can ignore the result: no pod was created. With ``ok`` True the create was
+    already on its way when the cancel came, so a pod exists for a cancelled task: delete it.
+    ``error``: why it failed, with the API's own message, for the task's event log.
+    ``attempts``: how many create requests were sent.
+    """
+
+    key: TaskInstanceKey
+    ok: bool
+    pod_name: str
+    namespace: str
+    error: str | None
+    attempts: int
+    cancelled: bool = False
+
+
+class RateLimiter:
+    """A token bucket (``qps`` per second, up to ``burst`` at once) shared by threads, plus a pause.
+
+    :meth:`reserve` hands out send times in order (GCRA: no thread starves, none is woken for
+    nothing); :meth:`pause_until` holds every sender until a moment (a 429's Retry-After), after
+    which sending resumes at ``qps`` without a burst. ``qps <= 0`` means no rate limit (the pause
+    still holds).
+    """
+
+    def __init__(self, qps: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self._interval = 1.0 / qps if qps > 0 else 0.0
+        self._tolerance = (max(1, burst) - 1) * self._interval
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._next = clock()  # the theoretical time of the next send at the steady rate
+        self._not_before = float("-inf")
+
+    @property
+    def paused_until(self) -> float:
+        with self._lock:
+            return self._not_before
+
+    def pause_until(self, moment: float) -> None:
+        """Nobody sends before ``moment``; after it, one send per interval (no burst)."""
+        with self._lock:
+            if moment <= self._not_before:
+                return
+            self._not_before = moment
+            self._next = max(self._next, moment + self._tolerance)
+
+    def reserve(self) -> float:
+        """Take the next turn: the clock time at which the caller may send."""
+        with self._lock:
+            now = self._clock()
+            turn = max(now, self._next - self._tolerance, self._not_before)
+            self._next = max(self._next, turn) + self._interval
+            return turn
+
+    def acquire(self, wait: Callable[[float], bool]) -> bool:
+        """Wait for a turn with ``wait(seconds)`` (True when interrupted); False if interrupted.
+
+        A turn taken before a pause began and falling inside it is given up for a new one after it.
+        """
+        while True:
+            turn = self.reserve()
+            while (delay := turn - self._clock()) > 0:
+                if wait(delay):
+                    return False
+            with self._lock:
+                if turn >= self._not_before:
+                    return True
+
+
+class _Interrupted(Exception):
+    """The key was cancelled, or the launcher is stopping: stop waiting, send nothing more."""
+
+
+@dataclass(eq=False)
+class _Job:
+    request: LaunchRequest
+    pod_name: str
+    namespace: str
+    interrupt: threading.Event = field(default_factory=threading.Event)  # set by cancel() and stop()
+    cancelled: bool = False
+    attempts: int = 0
+
+
+class wait_retry_after(wait_base):
+    """The larger of ``backoff`` and the Retry-After the failed attempt's error asked for."""
+
+    def __init__(self, backoff: wait_base) -> None:
+        self.backoff = backoff
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        wait = self.backoff(retry_state)
+        outcome = retry_state.outcome
+        if outcome is not None and outcome.failed:
+            error = outcome.exception()
+            if isinstance(error, KubeApiError) and error.retry_after is not None:
+                wait = max(wait, error.retry_after)
+        return wait
+
+
+def _is_retryable(error: BaseException) -> bool:
+    return isinstance(error, KubeApiError) and error.kind is ApiErrorKind.RETRYABLE
+
+
+class PodLauncher:
+    """Creates the pods of submitted requests on ``concurrency`` worker threads.
+
+    ``retry_timeout`` is each task's budget for retrying, from its first attempt (time spent queued
+    behind other tasks does not count); the last attempt may end up to one backoff later.
+    ``backoff_multiplier`` and ``backoff_max`` shape the waits between attempts: the n-th wait is
+    drawn uniformly from [0, min(backoff_max, backoff_multiplier * 2**(n-1))] seconds, and is never
+    shorter than the error's Retry-After. ``clock`` drives the rate limit and the 429 pause (the
+    budget is measured by tenacity, on ``time.monotonic``).
+    """
+
+    def __init__(
+        self,
+        api: KubeApi,
+        concurrency: int,
+        qps: float,
+        burst: int,
+        retry_timeout: float,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        backoff_multiplier: float = 0.5,
+        backoff_max: float = 30.0,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+        self._api = api
+        self._concurrency = concurrency
+        self._retry_timeout = retry_timeout
+        self._clock = clock
+        self._wait = wait_retry_after(wait_random_exponential(multiplier=backoff_multiplier, max=backoff_max))
+        self.limiter = RateLimiter(qps, burst, clock)
+        self._lock = threading.Lock()
+        self._pending: dict[TaskInstanceKey, _Job] = {}
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._results: queue.SimpleQueue[LaunchResult] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._stopping = threading.Event()
+
+    # --- called from the scheduler thread: never blocks on the network -------------------------
+
+    def start(self) -> None:
+        if self._threads:
+            raise RuntimeError("the pod launcher is already started")
+        for number in range(self._concurrency):
+            thread = threading.Thread(target=self._work, name=f"pod-launcher-{number}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def submit(self, request: LaunchRequest) -> None:
+        """Queue a pod creation. A key already pending is not queued twice."""
+        metadata = request.pod.metadata
+        job = _Job(request, pod_name=metadata.name, namespace=metadata.namespace)
+        with self._lock:
+            if request.key in self._pending:
+                log.warning("Pod %s for %s is already being launched; not queued again", job.pod_name, request.key)
+                return
+            self._pending[request.key] = job
+        if self._stopping.is_set():
+            self._finish(job, self._abandoned(job))
+            return
+        self._queue.put(job)
+
+    def cancel(self, key: TaskInstanceKey) -> None:
+        """The task behind ``key`` must get no pod: stop its launch unless its pod is already created."""
+        with self._lock:
+            job = self._pending.get(key)
+            if job is None:
+                return
+            job.cancelled = True
+        job.interrupt.set()
+
+    def results(self) -> list[LaunchResult]:
+        """Every result that came since the last call."""
+        drained = []
+        while True:
+            try:
+                drained.append(self._results.get_nowait())
+            except queue.Empty:
+                return drained
+
+    def pending(self) -> int:
+        """Requests submitted whose result has not come yet."""
+        with self._lock:
+            return len(self._pending)
+
+    def stop(self, timeout: float) -> None:
+        """Interrupt every wait, give queued requests a cancelled result, and join the workers.
+
+        A request already on the wire cannot be taken back: its worker ends when it is answered
+        (workers are daemon threads, so one still waiting after ``timeout`` does not hold the process).
+        """
+        self._stopping.set()
+        with self._lock:
+            jobs = list(self._pending.values())
+        for job in jobs:
+            job.interrupt.set()
+        while True:
+            try:
+                queued = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if queued is not None:
+                self._finish(queued, self._abandoned(queued))
+        for _ in self._threads:
+            self._queue.put(None)
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        still = [thread.name for thread in self._threads if thread.is_alive()]
+        if still:
+            log.warning("Pod launcher workers still waiting for the API after %.1fs: %s", timeout, ", ".join(still))
+
+    # --- the workers ---------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            try:
+                result = self._launch(job)
+            except Exception as error:  # a bug here must not take a worker (and its tasks) down
+                message = f"unexpected error while creating the pod: {classify(error).message}"
+                log.error("Pod %s in %s for %s: %s", job.pod_name, job.namespace, job.request.key, message)
+                result = self._result(job, ok=False, error=message)
+            self._finish(job, result)
+
+    def _finish(self, job: _Job, result: LaunchResult) -> None:
+        with self._lock:  # cancel() sets job.cancelled under this lock, and only while the job is pending
+            self._pending.pop(job.request.key, None)
+            if job.cancelled and not result.cancelled:  # cancelled after the create was answered
+                result = dataclasses.replace(result, cancelled=True)
+        self._results.put(result)
+
+    def _launch(self, job: _Job) -> LaunchResult:
+        if job.interrupt.is_set():
+            return self._abandoned(job)
+        retrying = Retrying(
+            stop=stop_after_delay(self._retry_timeout),
+            wait=self._wait,
+            retry=retry_if_exception(_is_retryable),
+            sleep=lambda seconds: self._sleep(job, seconds),
+            before_sleep=lambda state: self._log_retry(job, state),
+            reraise=True,
+        )
+        started = self._clock()
+        try:
+            created = retrying(self._attempt, job)
+        except _Interrupted:
+            return self._abandoned(job)
+        except KubeApiError as error:
+            if error.kind is ApiErrorKind.RETRYABLE:
+                elapsed = self._clock() - started
+                message = (
+                    f"gave up creating the pod after {job.attempts} attempts in {elapsed:.1f}s "
+                    f"(retry budget {self._retry_timeout:g}s); last error: {error}"
+                )
+            else:
+                message = str(error)
+            log.error("Pod %s in %s for %s was not created: %s", job.pod_name, job.namespace, job.request.key, message)
+            return self._result(job, ok=False, error=message)
+        if created:
+            log.info(
+                "Created pod %s in %s for %s (attempt %d)", job.pod_name, job.namespace, job.request.key, job.attempts
+            )
+        else:
+            log.info(
+                "Pod %s in %s for %s already existed: an earlier attempt created it",
+                job.pod_name,
+                job.namespace,
+                job.request.key,
+            )
+        return self._result(job, ok=True, error=None)
+
+    def _attempt(self, job: _Job) -> bool:
+        """One create request, when the rate limit allows; True if created, False if it already existed."""
+        if job.interrupt.is_set() or not self.limiter.acquire(job.interrupt.wait) or job.interrupt.is_set():
+            raise _Interrupted
+        job.attempts += 1
+        try:
+            self._api.create_pod(job.request.pod)
+        except KubeApiError as error:
+            if error.kind is ApiErrorKind.ALREADY_EXISTS:
+                return False
+            if error.code == 429:
+                pause = error.retry_after if error.retry_after is not None else DEFAULT_THROTTLE_PAUSE
+                self.limiter.pause_until(self._clock() + pause)
+                log.warning("The API server throttles pod creation (429): every launch waits %.1fs", pause)
+            raise
+        return True
+
+    def _sleep(self, job: _Job, seconds: float) -> None:
+        if job.interrupt.wait(seconds):
+            raise _Interrupted
+
+    def _log_retry(self, job: _Job, state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome is not None else None
+        log.warning(
+            "Creating pod %s in %s for %s failed (attempt %d): %s; next attempt in %.2fs",
+            job.pod_name,
+            job.namespace,
+            job.request.key,
+            job.attempts,
+            error,
+            state.upcoming_sleep,
+        )
+
+    def _abandoned(self, job: _Job) -> LaunchResult:
+        why = "the pod launcher stopped" if self._stopping.is_set() and not job.cancelled else "cancelled"
+        return self._result(job, ok=False, error=f"{why} before the pod was created", cancelled=True)
+
+    def _result(self, job: _Job, *, ok: bool, error: str | None, cancelled: bool | None = None) -> LaunchResult:
+        return LaunchResult(
+            key=job.request.key,
+            ok=ok,
+            pod_name=job.pod_name,
+            namespace=job.namespace,
+            error=error,
+            attempts=job.attempts,
+            cancelled=job.cancelled if cancelled is None else cancelled,
+        )
+
+
+__all__ = ["DEFAULT_THROTTLE_PAUSE", "LaunchRequest", "LaunchResult", "PodLauncher", "RateLimiter", "wait_retry_after"]
