@@ -1,23 +1,24 @@
-"""Session fixtures: a real PostgreSQL, a real Redis, and an Airflow home migrated onto them.
+"""Session services: a real PostgreSQL, a real Redis, and an Airflow home migrated onto them.
 
-The logic lives in :mod:`hybrid_executor.testing.services`; these fixtures only give each service a
-folder under the session's temporary directory and stop it at the end, also when the run fails or
-is interrupted.
+They start in ``pytest_configure``, before any test module is imported, and the Airflow home is
+put into ``os.environ`` there: Airflow reads its configuration (and builds its DB engine) once, at
+import, so a module that imports airflow while being collected must already see this home, never
+a developer's ``~/airflow``. They stop in ``pytest_unconfigure``, also when the run fails or is
+interrupted. The logic lives in :mod:`hybrid_executor.testing.services`.
 
 - ``postgres``: a running :class:`PostgresServer` (trust auth, 127.0.0.1, free port).
 - ``redis_server``: a running :class:`RedisServer` (127.0.0.1, free port, no persistence).
 - ``airflow_env``: an :class:`AirflowEnv` whose metadata DB (database ``airflow`` on ``postgres``) has
   been through ``airflow db migrate``; pass ``airflow_env.subprocess_env()`` to Airflow child processes.
-- ``airflow_environ``: the same home applied to ``os.environ`` (inherited ``AIRFLOW_*`` variables
-  removed) until the session ends. Request it before anything imports ``airflow`` in the pytest
-  process: Airflow reads its configuration once, at import, and keeps it.
+- ``airflow_environ``: the same; its variables are in ``os.environ`` for the whole session.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -31,40 +32,67 @@ from hybrid_executor.testing.services import (
 )
 
 
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresServer]:
-    # Not under pytest's basetemp: every pytest session re-tightens /tmp/pytest-of-<user> to 0700,
-    # which would lock PostgreSQL's unprivileged user out of a server another session is running.
-    with (
-        tempfile.TemporaryDirectory(prefix="hybrid-executor-postgres-") as folder,
-        PostgresServer(Path(folder)) as server,
-    ):
-        yield server
+@dataclass
+class _Services:
+    stack: contextlib.ExitStack
+    postgres: PostgresServer
+    redis: RedisServer
+    airflow: AirflowEnv
+
+
+_services: _Services | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _services
+    stack = contextlib.ExitStack()
+    try:
+        # Not under pytest's basetemp: every pytest session re-tightens /tmp/pytest-of-<user> to 0700,
+        # which would lock PostgreSQL's unprivileged user out of a server another session is running.
+        folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="hybrid-executor-tests-")))
+        postgres = stack.enter_context(PostgresServer(folder / "postgres"))
+        redis = stack.enter_context(RedisServer(folder / "redis"))
+        sql_alchemy_conn = postgres.create_database("airflow")
+        env = prepare_airflow_home(folder / "airflow_home", sql_alchemy_conn, redis.url)
+        migrate_airflow_db(env)
+    except BaseException:
+        stack.close()
+        raise
+    for name in list(os.environ):
+        if name.startswith(("AIRFLOW_", "_AIRFLOW_")):
+            del os.environ[name]
+    os.environ.update(env)
+    airflow = AirflowEnv(home=folder / "airflow_home", env=env, sql_alchemy_conn=sql_alchemy_conn, broker_url=redis.url)
+    _services = _Services(stack, postgres, redis, airflow)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    global _services
+    if _services is not None:
+        _services.stack.close()
+        _services = None
+
+
+def _running() -> _Services:
+    assert _services is not None, "the session's services did not start (see pytest_configure)"
+    return _services
 
 
 @pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
-        yield server
+def postgres() -> PostgresServer:
+    return _running().postgres
 
 
 @pytest.fixture(scope="session")
-def airflow_env(
-    tmp_path_factory: pytest.TempPathFactory, postgres: PostgresServer, redis_server: RedisServer
-) -> AirflowEnv:
-    home = tmp_path_factory.mktemp("airflow_home")
-    sql_alchemy_conn = postgres.create_database("airflow")
-    env = prepare_airflow_home(home, sql_alchemy_conn, redis_server.url)
-    migrate_airflow_db(env)
-    return AirflowEnv(home=home, env=env, sql_alchemy_conn=sql_alchemy_conn, broker_url=redis_server.url)
+def redis_server() -> RedisServer:
+    return _running().redis
 
 
 @pytest.fixture(scope="session")
-def airflow_environ(airflow_env: AirflowEnv) -> Iterator[AirflowEnv]:
-    with pytest.MonkeyPatch.context() as patch:
-        for name in list(os.environ):
-            if name.startswith(("AIRFLOW_", "_AIRFLOW_")):
-                patch.delenv(name)
-        for name, value in airflow_env.env.items():
-            patch.setenv(name, value)
-        yield airflow_env
+def airflow_env() -> AirflowEnv:
+    return _running().airflow
+
+
+@pytest.fixture(scope="session")
+def airflow_environ(airflow_env: AirflowEnv) -> AirflowEnv:
+    return airflow_env

@@ -35,6 +35,7 @@ from tenacity.wait import wait_base
 
 from hybrid_executor.kubernetes.api import KubeApi
 from hybrid_executor.kubernetes.errors import ApiErrorKind, KubeApiError, classify
+from hybrid_executor.kubernetes.pods import PodBuildError
 
 if TYPE_CHECKING:
     from airflow.models.taskinstancekey import TaskInstanceKey
@@ -49,8 +50,17 @@ DEFAULT_THROTTLE_PAUSE = 1.0
 
 @dataclass(frozen=True)
 class LaunchRequest:
+    """A pod to create for ``key``: the pod itself, or how to build it.
+
+    Building a worker pod (template, pod_override merge, mutation hook) costs milliseconds; a
+    builder runs on a launcher thread so the scheduler's thread never pays it. A builder needs
+    ``pod_name`` and ``namespace`` up front (the pod's name is derived from the task key anyway).
+    """
+
     key: TaskInstanceKey
-    pod: V1Pod  # with metadata.name and metadata.namespace set
+    pod: V1Pod | Callable[[], V1Pod]  # with metadata.name and metadata.namespace set
+    pod_name: str = ""
+    namespace: str = ""
 
 
 @dataclass(frozen=True)
@@ -139,6 +149,7 @@ class _Job:
     interrupt: threading.Event = field(default_factory=threading.Event)  # set by cancel() and stop()
     cancelled: bool = False
     attempts: int = 0
+    pod: V1Pod | None = None  # once built
 
 
 class wait_retry_after(wait_base):
@@ -211,8 +222,10 @@ class PodLauncher:
 
     def submit(self, request: LaunchRequest) -> None:
         """Queue a pod creation. A key already pending is not queued twice."""
-        metadata = request.pod.metadata
-        job = _Job(request, pod_name=metadata.name, namespace=metadata.namespace)
+        if callable(request.pod):
+            job = _Job(request, pod_name=request.pod_name, namespace=request.namespace)
+        else:
+            job = _Job(request, request.pod.metadata.name, request.pod.metadata.namespace, pod=request.pod)
         with self._lock:
             if request.key in self._pending:
                 log.warning("Pod %s for %s is already being launched; not queued again", job.pod_name, request.key)
@@ -298,6 +311,12 @@ class PodLauncher:
     def _launch(self, job: _Job) -> LaunchResult:
         if job.interrupt.is_set():
             return self._abandoned(job)
+        if job.pod is None:
+            try:
+                job.pod = self._build(job)
+            except PodBuildError as error:
+                log.error("Pod for %s could not be built: %s", job.request.key, error)
+                return self._result(job, ok=False, error=f"pod could not be built: {error}")
         retrying = Retrying(
             stop=stop_after_delay(self._retry_timeout),
             wait=self._wait,
@@ -335,13 +354,22 @@ class PodLauncher:
             )
         return self._result(job, ok=True, error=None)
 
+    @staticmethod
+    def _build(job: _Job) -> V1Pod:
+        assert callable(job.request.pod)
+        pod = job.request.pod()
+        # pod_override may move the pod to another watched namespace: report where it really is.
+        job.pod_name, job.namespace = pod.metadata.name, pod.metadata.namespace
+        return pod
+
     def _attempt(self, job: _Job) -> bool:
         """One create request, when the rate limit allows; True if created, False if it already existed."""
         if job.interrupt.is_set() or not self.limiter.acquire(job.interrupt.wait) or job.interrupt.is_set():
             raise _Interrupted
         job.attempts += 1
         try:
-            self._api.create_pod(job.request.pod)
+            assert job.pod is not None
+            self._api.create_pod(job.pod)
         except KubeApiError as error:
             if error.kind is ApiErrorKind.ALREADY_EXISTS:
                 return False

@@ -1,0 +1,235 @@
+"""HybridExecutor: one executor to the scheduler, two underneath, chosen per task by its queue.
+
+Tasks on a Kubernetes queue go to ``kubernetes_executor`` (our KubernetesPodExecutor); every other
+workload — tasks, callbacks — goes to ``celery_executor`` (the Celery provider's CeleryExecutor,
+used as it is). Everything the scheduler reads is the two merged; everything it asks of one task
+goes to the executor that owns it, so neither ever cleans up or adopts the other's tasks.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.executors.base_executor import PARALLELISM, BaseExecutor
+from airflow.providers.celery.executors.celery_executor import CeleryExecutor
+
+from hybrid_executor.kubernetes.executor import KubernetesPodExecutor
+from hybrid_executor.routing import Route, route_for_queue
+from hybrid_executor.settings import HybridSettings, load_settings
+from hybrid_executor.slots import fair_shares
+
+if TYPE_CHECKING:
+    from airflow.callbacks.callback_requests import CallbackRequest
+    from airflow.cli.cli_config import GroupCommand
+    from airflow.executors import workloads
+    from airflow.executors.base_executor import EventBufferValueType
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.taskinstancekey import TaskInstanceKey
+    from sqlalchemy.orm import Session
+
+
+class HybridExecutor(BaseExecutor):
+    """Routes each task by queue to Celery workers or to a pod of its own."""
+
+    supports_ad_hoc_ti_run: bool = True
+    supports_callbacks: bool = True  # callbacks go to Celery, which runs them
+    supports_multi_team: bool = True
+    supports_connection_test: bool = bool(getattr(CeleryExecutor, "supports_connection_test", False))
+    sentry_integration: str = CeleryExecutor.sentry_integration
+    # Celery adopts a task by the id the scheduler assigns when it queues it: the router must ask for it.
+    pre_assigns_external_executor_id = True
+    is_local: bool = False
+    serve_logs: bool = False
+
+    _job_id: int | str | None = None
+    _callback_sink: Any = None
+
+    def __init__(self, parallelism: int = PARALLELISM, team_name: str | None = None) -> None:
+        super().__init__(parallelism=parallelism, team_name=team_name)
+        self.settings: HybridSettings = load_settings(self.conf)
+        self.parallelism = self.settings.parallelism
+        self.celery_executor = CeleryExecutor(
+            parallelism=self.settings.celery_parallelism or self.parallelism, team_name=team_name
+        )
+        self.kubernetes_executor = KubernetesPodExecutor(
+            parallelism=self.settings.kubernetes_parallelism or self.parallelism,
+            team_name=team_name,
+            settings=self.settings.kubernetes,
+        )
+        self._children: tuple[BaseExecutor, BaseExecutor] = (self.celery_executor, self.kubernetes_executor)
+
+    # --- identity, shared with both ------------------------------------------------------
+
+    @property
+    def job_id(self) -> int | str | None:
+        return self._job_id
+
+    @job_id.setter
+    def job_id(self, value: int | str | None) -> None:
+        self._job_id = value
+        for child in getattr(self, "_children", ()):
+            child.job_id = value
+
+    @property
+    def callback_sink(self) -> Any:
+        return self._callback_sink
+
+    @callback_sink.setter
+    def callback_sink(self, value: Any) -> None:
+        self._callback_sink = value
+        for child in getattr(self, "_children", ()):
+            child.callback_sink = value
+
+    # --- merged views; BaseExecutor.__init__ assigns these, the children own them --------
+
+    @property
+    def queued_tasks(self) -> dict[TaskInstanceKey, workloads.ExecuteTask]:
+        return {**self.celery_executor.queued_tasks, **self.kubernetes_executor.queued_tasks}
+
+    @queued_tasks.setter
+    def queued_tasks(self, value: dict[TaskInstanceKey, workloads.ExecuteTask]) -> None:
+        """Ignored: each child keeps its own queue."""
+
+    @property
+    def running(self) -> set[Any]:
+        return self.celery_executor.running | self.kubernetes_executor.running
+
+    @running.setter
+    def running(self, value: set[Any]) -> None:
+        """Ignored: each child keeps its own running set."""
+
+    @property
+    def _task_event_logs(self) -> deque[Any]:
+        # The scheduler pops from this deque: hand it Celery's, with the pod side's moved in.
+        merged = self.celery_executor._task_event_logs
+        pods = self.kubernetes_executor._task_event_logs
+        while pods:
+            merged.append(pods.popleft())
+        return merged
+
+    @_task_event_logs.setter
+    def _task_event_logs(self, value: deque[Any]) -> None:
+        """Ignored: each child keeps its own event log."""
+
+    # --- routing -------------------------------------------------------------------------
+
+    def _route(self, queue: str | None) -> BaseExecutor:
+        if route_for_queue(queue, self.settings.kubernetes.queues) is Route.KUBERNETES:
+            return self.kubernetes_executor
+        return self.celery_executor
+
+    def _owner(self, key: Any) -> BaseExecutor:
+        if key in self.kubernetes_executor.running or key in self.kubernetes_executor.queued_tasks:
+            return self.kubernetes_executor
+        return self.celery_executor
+
+    def queue_workload(self, workload: Any, session: Session) -> None:
+        from airflow.executors import workloads as workload_types
+
+        if isinstance(workload, workload_types.ExecuteTask):
+            self._route(workload.ti.queue).queue_workload(workload, session)
+        else:
+            self.celery_executor.queue_workload(workload, session)
+
+    def has_task(self, task_instance: TaskInstance) -> bool:
+        return any(child.has_task(task_instance) for child in self._children)
+
+    # --- the loop ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        for child in self._children:
+            child.start()
+
+    def heartbeat(self) -> None:
+        """Give each child its share of the open slots, so one backend's backlog never starves the other."""
+        open_slots = self.parallelism - self._running_count()
+        shares = fair_shares(open_slots, [_demand(child) for child in self._children])
+        for child, share in zip(self._children, shares, strict=True):
+            child.trigger_tasks(share)
+            child.trigger_connection_tests()
+            child.sync()
+
+    def sync(self) -> None:
+        for child in self._children:
+            child.sync()
+
+    def get_event_buffer(self, dag_ids: list[str] | None = None) -> dict[Any, EventBufferValueType]:
+        merged: dict[Any, EventBufferValueType] = {}
+        for child in self._children:
+            merged.update(child.get_event_buffer(dag_ids))
+        return merged
+
+    @property
+    def slots_available(self) -> int:
+        return self.parallelism - self.slots_occupied
+
+    @property
+    def slots_occupied(self) -> int:
+        return sum(
+            len(child.running)
+            + len(child.queued_tasks)
+            + len(child.queued_callbacks)
+            + len(child.queued_connection_tests)
+            for child in self._children
+        )
+
+    def _running_count(self) -> int:
+        # The children's sets are disjoint (a task has one route): counting beats building their union.
+        return sum(len(child.running) for child in self._children)
+
+    # --- per task: the owner decides ------------------------------------------------------
+
+    def change_state(self, key: Any, state: Any, info: Any = None, remove_running: bool = True) -> None:
+        self._owner(key).change_state(key, state, info, remove_running=remove_running)
+
+    def fail(self, key: Any, info: Any = None) -> None:
+        self._owner(key).fail(key, info)
+
+    def success(self, key: Any, info: Any = None) -> None:
+        self._owner(key).success(key, info)
+
+    def revoke_task(self, *, ti: TaskInstance) -> None:
+        self._route(ti.queue).revoke_task(ti=ti)
+
+    def try_adopt_task_instances(self, tis: Sequence[TaskInstance]) -> Sequence[TaskInstance]:
+        by_child: dict[int, list[TaskInstance]] = {0: [], 1: []}
+        for ti in tis:
+            by_child[1 if self._route(ti.queue) is self.kubernetes_executor else 0].append(ti)
+        not_adopted: list[TaskInstance] = []
+        for index, child in enumerate(self._children):
+            if by_child[index]:
+                not_adopted.extend(child.try_adopt_task_instances(by_child[index]))
+        return not_adopted
+
+    def get_task_log(self, ti: TaskInstance, try_number: int) -> tuple[list[str], list[str]]:
+        return self._route(ti.queue).get_task_log(ti, try_number)
+
+    def send_callback(self, request: CallbackRequest) -> None:
+        if not self.callback_sink:
+            raise ValueError("Callback sink is not ready.")
+        self.callback_sink.send(request)
+
+    def end(self) -> None:
+        for child in self._children:
+            child.end()
+
+    def terminate(self) -> None:
+        for child in self._children:
+            child.terminate()
+
+    def debug_dump(self) -> None:
+        self.log.info("Dumping HybridExecutor state: Celery, then Kubernetes")
+        for child in self._children:
+            child.debug_dump()
+
+    @staticmethod
+    def get_cli_commands() -> list[GroupCommand]:
+        return CeleryExecutor.get_cli_commands()
+
+
+def _demand(child: BaseExecutor) -> tuple[int, int]:
+    """(work waiting, room under the child's own cap)."""
+    waiting = len(child.queued_tasks) + len(child.queued_callbacks)
+    return waiting, max(0, child.parallelism - len(child.running))
