@@ -38,3 +38,20 @@ def test_airflow_lists_the_package_as_a_provider(airflow_env: AirflowEnv) -> Non
     providers = {p["package_name"]: p for p in json.loads(result.stdout)}
     assert "hybrid-executor" in providers, sorted(providers)
     assert providers["hybrid-executor"]["version"] == __version__
+
+
+@pytest.mark.slow
+def test_airflow_config_knows_every_option(airflow_env: AirflowEnv) -> None:
+    from hybrid_executor.settings import HYBRID_OPTIONS
+
+    result = subprocess.run(
+        [*airflow_command(), "config", "list", "--defaults", "--section", "hybrid_executor"],
+        env=airflow_env.subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    for name in HYBRID_OPTIONS:
+        assert f"{name} =" in result.stdout

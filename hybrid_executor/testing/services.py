@@ -57,7 +57,7 @@ REDIS_SERVER_ENV = "HYBRID_EXECUTOR_REDIS_SERVER"
 """Environment variable naming the ``redis-server`` binary to run, ahead of any other."""
 TEST_FERNET_KEY = "SXT1XmvG0wuw2sQ8uPTMSBvBfwqEwbZ4WHe9S6bCN4Q="
 """A fixed Fernet key for throwaway test homes. Never use it for anything that holds a real secret."""
-_TEST_SECRET = "hybrid-executor-test-secret-not-for-production"  # noqa: S105 - a throwaway test home's secret
+_TEST_SECRET = "hybrid-executor-test-secret-not-for-production-padded-to-64-bytes-for-hs512"  # noqa: S105 - a throwaway test home's secret
 
 _BIND_ATTEMPTS = 5
 _PR_SET_PDEATHSIG = 1
