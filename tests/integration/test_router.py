@@ -1,0 +1,143 @@
+"""The router's own surface: what goes where, what is merged, what each child keeps to itself."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+ROUTED = """
+@dag(schedule=None, start_date=pendulum.datetime(2026, 1, 1), catchup=False)
+def routed():
+    @task(queue="kubernetes")
+    def in_a_pod():
+        pass
+
+    @task(queue="kubernetes-gpu")
+    def on_a_gpu():
+        pass
+
+    @task
+    def on_celery():
+        pass
+
+    @task(queue="reports")
+    def on_another_celery_queue():
+        pass
+
+    in_a_pod()
+    on_a_gpu()
+    on_celery()
+    on_another_celery_queue()
+
+
+routed()
+"""
+
+
+@pytest.fixture
+def router(executor_config: Callable[..., None]) -> Any:
+    """A HybridExecutor that is not started: routing and bookkeeping need no network."""
+    executor_config("hybrid_executor", "kubernetes_queues", "kubernetes, kubernetes-gpu namespace=gpu")
+    executor_config("hybrid_executor", "parallelism", "10")
+    executor_config("hybrid_executor", "kubernetes_parallelism", "4")
+    from hybrid_executor import HybridExecutor
+
+    return HybridExecutor()
+
+
+@pytest.fixture
+def tasks(router: Any, make_dag: Callable[..., str], queue_run: Callable[..., list[Any]]) -> dict[str, Any]:
+    return {t.ti.task_id: t for t in queue_run(make_dag("routed", ROUTED), router)}
+
+
+def test_each_task_goes_to_the_executor_its_queue_names(router: Any, tasks: dict[str, Any]) -> None:
+    for queued in tasks.values():
+        router.queue_workload(queued.workload, session=None)
+
+    assert set(router.kubernetes_executor.queued_tasks) == {tasks["in_a_pod"].key, tasks["on_a_gpu"].key}
+    assert set(router.celery_executor.queued_tasks) == {
+        tasks["on_celery"].key,
+        tasks["on_another_celery_queue"].key,
+    }
+    assert set(router.queued_tasks) == {t.key for t in tasks.values()}
+    assert all(router.has_task(t.ti) for t in tasks.values())
+    assert router.slots_occupied == 4
+    assert router.slots_available == 6
+
+
+def test_settings_and_parallelism(router: Any) -> None:
+    assert router.parallelism == 10
+    assert router.kubernetes_executor.parallelism == 4
+    assert router.celery_executor.parallelism == 10
+    assert router.settings.kubernetes.namespace_for("kubernetes-gpu") == "gpu"
+
+
+def test_job_id_and_callback_sink_reach_both_children(router: Any) -> None:
+    sink = object()
+    router.job_id = 77
+    router.callback_sink = sink
+
+    assert router.celery_executor.job_id == router.kubernetes_executor.job_id == 77
+    assert router.celery_executor.callback_sink is router.kubernetes_executor.callback_sink is sink
+
+
+def test_event_buffers_are_merged_and_filtered_by_dag(router: Any, tasks: dict[str, Any]) -> None:
+    from airflow.models.taskinstancekey import TaskInstanceKey
+    from airflow.utils.state import TaskInstanceState
+
+    pod_key, celery_key = tasks["in_a_pod"].key, tasks["on_celery"].key
+    other = TaskInstanceKey("another_dag", "t", "r", 1, -1)
+    router.kubernetes_executor.event_buffer[pod_key] = (TaskInstanceState.SUCCESS, None)
+    router.celery_executor.event_buffer[celery_key] = (TaskInstanceState.FAILED, None)
+    router.celery_executor.event_buffer[other] = (TaskInstanceState.SUCCESS, None)
+
+    only_routed = router.get_event_buffer(dag_ids=["routed"])
+    assert set(only_routed) == {pod_key, celery_key}
+    assert set(router.get_event_buffer()) == {other}  # the rest, and the buffers are drained
+
+
+def test_task_event_logs_of_both_children_reach_the_scheduler_once(router: Any, tasks: dict[str, Any]) -> None:
+    router.kubernetes_executor.log_task_event(event="pod failed", extra="from the pod", ti_key=tasks["in_a_pod"].key)
+    router.celery_executor.log_task_event(event="celery", extra="from celery", ti_key=tasks["on_celery"].key)
+
+    logs = router._task_event_logs
+    assert sorted(entry.extra for entry in logs) == ["from celery", "from the pod"]
+    logs.clear()  # what the scheduler does as it writes them
+    assert not router._task_event_logs
+
+
+def test_fail_and_change_state_go_to_the_owner_only(router: Any, tasks: dict[str, Any]) -> None:
+    from airflow.utils.state import TaskInstanceState
+
+    pod_key, celery_key = tasks["in_a_pod"].key, tasks["on_celery"].key
+    router.kubernetes_executor.running.add(pod_key)
+    router.celery_executor.running.add(celery_key)
+
+    router.fail(pod_key)
+    router.change_state(celery_key, TaskInstanceState.SUCCESS)
+
+    assert router.kubernetes_executor.event_buffer[pod_key][0] == TaskInstanceState.FAILED
+    assert pod_key not in router.celery_executor.event_buffer
+    assert router.celery_executor.event_buffer[celery_key][0] == TaskInstanceState.SUCCESS
+    assert not router.running
+
+
+def test_adoption_is_split_by_route_and_returns_what_neither_adopted(router: Any, tasks: dict[str, Any]) -> None:
+    # Celery adopts a task by the id the scheduler pre-assigned (its Celery task id, looked up in
+    # Redis); the pod side finds no pod for these tasks in its namespace, so it adopts none.
+    for name in ("on_celery", "on_another_celery_queue"):
+        tasks[name].ti.external_executor_id = f"celery-id-{name}"
+
+    left = router.try_adopt_task_instances([t.ti for t in tasks.values()])
+
+    assert sorted(ti.task_id for ti in left) == ["in_a_pod", "on_a_gpu"]
+    assert router.celery_executor.running == {tasks["on_celery"].key, tasks["on_another_celery_queue"].key}
+    assert not router.kubernetes_executor.running
+
+
+def test_callbacks_go_to_celery(router: Any) -> None:
+    assert router.supports_callbacks
+    assert router.pre_assigns_external_executor_id  # Celery adopts by the id the scheduler pre-assigns
+    assert router.sentry_integration == router.celery_executor.sentry_integration
