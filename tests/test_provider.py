@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import jsonschema
@@ -55,3 +56,24 @@ def test_airflow_config_knows_every_option(airflow_env: AirflowEnv) -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     for name in HYBRID_OPTIONS:
         assert f"{name} =" in result.stdout
+
+
+@pytest.mark.slow
+def test_airflow_loads_it_as_the_core_executor_and_keeps_the_celery_commands(airflow_env: AirflowEnv) -> None:
+    env = airflow_env.subprocess_env() | {"AIRFLOW__CORE__EXECUTOR": "hybrid_executor.HybridExecutor"}
+    loader = (
+        "from airflow.executors.executor_loader import ExecutorLoader\n"
+        "executor = ExecutorLoader.get_default_executor()\n"
+        "print(type(executor).__module__, type(executor).__name__, executor.name.alias)\n"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", loader], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert loaded.returncode == 0, loaded.stderr[-2000:]
+    assert "hybrid_executor.executor HybridExecutor" in loaded.stdout
+
+    celery = subprocess.run(
+        [*airflow_command(), "celery", "worker", "--help"], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert celery.returncode == 0, celery.stderr[-2000:]
+    assert "--concurrency" in celery.stdout
