@@ -59,7 +59,12 @@ def hybrid(executor_config: Callable[..., None]) -> Any:
 
 
 def test_pod_tasks_report_success_failure_and_the_apis_422(
-    hybrid: Any, make_dag: Callable[..., str], queue_run: Callable[..., list[Any]], kube_api: LocalKubeAPI
+    hybrid: Any,
+    make_dag: Callable[..., str],
+    queue_run: Callable[..., list[Any]],
+    kube_api: LocalKubeAPI,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     from airflow.utils.state import TaskInstanceState
 
@@ -79,3 +84,9 @@ def test_pod_tasks_report_success_failure_and_the_apis_422(
     assert "spec.containers[0].name" in logs["invalid"]
     assert "Base-Invalid" in logs["invalid"]
     assert not hybrid.running
+    # The workload JSON in every pod carries the task's JWT: nothing the executor wrote may show it.
+    written = capfd.readouterr()
+    printed = written.out + written.err + caplog.text + "".join(str(log.extra) for log in hybrid._task_event_logs)
+    for queued in tasks.values():
+        assert queued.workload.token
+        assert queued.workload.token not in printed
