@@ -210,9 +210,13 @@ class KubernetesPodExecutor(BaseExecutor):
         self._enforce_pending_timeout()
 
     def _on_launch_result(self, result: LaunchResult) -> None:
-        if result.cancelled or result.key not in self.running:
+        if result.cancelled:
             if result.ok:  # created while it was being revoked: the task must not run after all
                 self._delete_pod(result.namespace, result.pod_name)
+            return
+        if result.key not in self.running:
+            # Already over: the watch reported the pod's end before this result came (a quick pod),
+            # or a revoke came after the create and deleted the pod itself. Nothing left to do.
             return
         if result.ok:
             self._track(result.key, result.namespace, result.pod_name)
@@ -223,6 +227,7 @@ class KubernetesPodExecutor(BaseExecutor):
             else ("pod creation failed")
         )
         self._fail_task(result.key, event, result.error or "unknown error")
+        self._forget(result.key)  # no pod to follow
 
     def _on_pod_event(self, event: PodEvent) -> None:
         metadata = event.pod.get("metadata") or {}
@@ -243,7 +248,7 @@ class KubernetesPodExecutor(BaseExecutor):
 
     def _note_pending(self, key: TaskInstanceKey, tracked: _Tracked, outcome: PodOutcome) -> None:
         if outcome.fatal:
-            self._finish(key, tracked, outcome)
+            self._finish(key, tracked, outcome, still_pending=True)
             return
         tracked.pending_reason = outcome.message
         if tracked.pending_since is None:
@@ -262,19 +267,27 @@ class KubernetesPodExecutor(BaseExecutor):
                 continue  # pending again since: a newer deadline is in the heap
             message = (
                 f"pod {tracked.namespace}/{tracked.name} was still Pending after "
-                f"{self.settings.worker_pods_pending_timeout:.0f}s ([kubernetes_executor] "
+                f"{self.settings.worker_pods_pending_timeout:g}s ([kubernetes_executor] "
                 f"worker_pods_pending_timeout): {tracked.pending_reason}"
             )
-            self._finish(key, tracked, PodOutcome("failed", message, fatal=True))
+            self._finish(key, tracked, PodOutcome("failed", message, fatal=True), still_pending=True)
 
-    def _finish(self, key: TaskInstanceKey, tracked: _Tracked, outcome: PodOutcome) -> None:
+    def _finish(
+        self, key: TaskInstanceKey, tracked: _Tracked, outcome: PodOutcome, *, still_pending: bool = False
+    ) -> None:
+        """Report the task's end and delete its pod by policy.
+
+        A pod given up on while still Pending (the pending timeout, a reason that cannot resolve) is
+        deleted whatever the policy, as the stock executor deleted timed-out pods: left there, it
+        would hold its quota, and could yet start and run a task already reported failed.
+        """
         tracked.finished = True
         if outcome.state == "success":
             self.success(key, f"{tracked.namespace}/{tracked.name}")
             delete = self.settings.delete_worker_pods
         else:
             self._fail_task(key, "pod failed", outcome.message)
-            delete = self.settings.delete_worker_pods and self.settings.delete_worker_pods_on_failure
+            delete = still_pending or (self.settings.delete_worker_pods and self.settings.delete_worker_pods_on_failure)
         if delete and not outcome.gone:
             self._delete_pod(tracked.namespace, tracked.name)
         self._forget(key)

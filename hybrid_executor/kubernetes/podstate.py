@@ -27,6 +27,15 @@ def outcome_of(event_type: str, pod: dict[str, Any]) -> PodOutcome:
     if phase == "Succeeded":
         return PodOutcome("success", f"pod {where} succeeded", gone=event_type == "DELETED")
     if phase == "Failed":
+        if (pod.get("metadata") or {}).get("deletionTimestamp"):
+            # Deleted by someone else (we delete only what has finished, and no longer follow it):
+            # the kubelet stopped the containers, so their exit codes (143, 137) are not the story.
+            return PodOutcome(
+                "failed",
+                f"pod {where} was deleted while its task was running: the task did not finish "
+                f"({_failure_detail(status)})",
+                gone=event_type == "DELETED",
+            )
         return PodOutcome("failed", f"pod {where} failed: {_failure_detail(status)}", gone=event_type == "DELETED")
     if event_type == "DELETED":
         return PodOutcome(

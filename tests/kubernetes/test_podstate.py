@@ -77,3 +77,15 @@ def test_unschedulable_pending_says_why() -> None:
     outcome = outcome_of("ADDED", _pod("Pending", conditions=[condition]))
 
     assert outcome.message == "Unschedulable: 0/1 nodes"
+
+
+def test_a_pod_deleted_while_running_says_so_not_only_its_sigterm_exit_code() -> None:
+    terminated = {"exitCode": 143, "reason": "Error"}
+    pod = _pod("Failed", containerStatuses=[{"name": "base", "state": {"terminated": terminated}}])
+    pod["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+
+    outcome = outcome_of("MODIFIED", pod)
+
+    assert outcome.state == "failed"
+    assert "pod work/p-1 was deleted while its task was running" in outcome.message
+    assert "exit code 143" in outcome.message

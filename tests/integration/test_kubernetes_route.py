@@ -1,0 +1,689 @@
+"""The Kubernetes route under a misbehaving API: HybridExecutor driven as the scheduler drives it.
+
+Every test queues real task instances (a DAG run of the metadata DB) through ``queue_workload``,
+then heartbeats and reads ``get_event_buffer`` until each task has its final state, while the local
+Kubernetes API answers with errors, throttles, fills its quota, drops or compacts its watches, or
+its kubelet fails to pull images. "Exactly one pod per task try" is checked on the server's own
+record of every pod it ever created (a store listener), not on what is left at the end.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from hybrid_executor.kubernetes.pods import LABEL_SCHEDULER_JOB, pod_name_for
+from hybrid_executor.testing.kube import LocalKubeAPI
+
+pytestmark = pytest.mark.slow
+
+MANY = 20
+
+KUBE_ROUTE = f"""
+from kubernetes.client import models as k8s
+
+
+def pod(script, image=None):
+    container = k8s.V1Container(name="base", command=["sh", "-c", script], image=image)
+    return {{"pod_override": k8s.V1Pod(spec=k8s.V1PodSpec(containers=[container]))}}
+
+
+def noop():
+    pass
+
+
+SCRIPTS = {{
+    "ok": "echo fine",
+    "ok_b": "echo fine too",
+    "fails": "echo broken >&2; exit 4",
+    "sleep_1": "sleep 1",
+    "sleep_1_fails": "sleep 1; exit 5",
+    "sleep_3": "sleep 3",
+    "sleep_3_b": "sleep 3",
+    "sleep_30": "sleep 30",
+    # The shell kills itself as the OOM killer would (exit 137); "$$$$" because Kubernetes
+    # expands "$$" in a command to "$".
+    "oom": "echo allocating; kill -9 $$$$",
+}}
+IMAGES = {{"broken_image": "broken/never-pulls:1", "invalid_image": "Not/A:Valid Image"}}
+
+
+@dag(schedule=None, start_date=pendulum.datetime(2026, 1, 1), catchup=False)
+def kube_route():
+    for task_id, script in SCRIPTS.items():
+        task(task_id=task_id, queue="kubernetes", executor_config=pod(script))(noop)()
+    for task_id, image in IMAGES.items():
+        task(task_id=task_id, queue="kubernetes", executor_config=pod("exit 0", image))(noop)()
+    for number in range({MANY}):
+        task(task_id=f"many_{{number}}", queue="kubernetes", executor_config=pod("echo many"))(noop)()
+
+
+kube_route()
+"""
+
+
+# --- what the server saw ----------------------------------------------------------------------
+
+
+@dataclass
+class PodHistory:
+    """Every pod the local API created or removed in one namespace, seen from inside its store."""
+
+    namespace: str
+    created: Counter[str] = field(default_factory=Counter)
+    removed: Counter[str] = field(default_factory=Counter)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def on_change(self, change: Any) -> None:
+        if change.resource != "pods" or change.key[0] != self.namespace:
+            return
+        with self.lock:
+            if change.type == "ADDED":
+                self.created[change.key[1]] += 1
+            elif change.type == "DELETED":
+                self.removed[change.key[1]] += 1
+
+    def creations(self, name: str) -> int:
+        with self.lock:
+            return self.created[name]
+
+    def names(self) -> set[str]:
+        with self.lock:
+            return set(self.created)
+
+
+@pytest.fixture
+def pod_history(kube_api: LocalKubeAPI, namespace: str) -> Iterator[PodHistory]:
+    history = PodHistory(namespace)
+    store = kube_api.server.store
+    kube_api.call(lambda: store.add_listener(history.on_change))
+    yield history
+    kube_api.call(lambda: store._listeners.remove(history.on_change))
+
+
+@pytest.fixture(autouse=True)
+def no_faults_left(kube_api: LocalKubeAPI) -> Iterator[None]:
+    kube_api.faults.clear()
+    yield
+    kube_api.faults.clear()
+
+
+def pods_path(namespace: str) -> str:
+    """A fault-rule path glob for the pods of one namespace only (so no other test's requests match)."""
+    return f"/api/v1/namespaces/{namespace}/pods*"
+
+
+def requests_of(kube_api: LocalKubeAPI, verb: str) -> int:
+    return kube_api.requests()[(verb, "pods")]
+
+
+# --- the executor, driven as the scheduler does -------------------------------------------------
+
+
+@dataclass
+class Final:
+    state: Any
+    info: Any
+    seconds: float  # since the start of the wait
+
+
+class Executors:
+    """Starts HybridExecutors as a scheduler would (a job id each); ends every one not abandoned."""
+
+    def __init__(self, executor_config: Callable[..., None]) -> None:
+        self._config = executor_config
+        self.started: list[Any] = []
+
+    def start(self, job_id: int = 4242, **options: str) -> Any:
+        """A started HybridExecutor; ``options`` are ``[hybrid_executor]`` options for it."""
+        settings = {
+            "worker_container_repository": "apache/airflow",
+            "worker_container_tag": "3.3.2",
+            "pod_creation_retry_timeout": "20",
+            **options,
+        }
+        for key, value in settings.items():
+            self._config("hybrid_executor", key, value)
+        from hybrid_executor import HybridExecutor
+
+        executor = HybridExecutor()
+        executor.job_id = job_id
+        executor.start()
+        self.started.append(executor)
+        return executor
+
+    def kill(self, executor: Any) -> None:
+        """A scheduler that dies: its threads stop, and it never syncs nor ends again."""
+        executor.terminate()
+        self.started.remove(executor)
+
+    def end_all(self) -> None:
+        for executor in self.started:
+            executor.end()
+
+
+@pytest.fixture
+def executors(executor_config: Callable[..., None]) -> Iterator[Executors]:
+    started = Executors(executor_config)
+    yield started
+    started.end_all()
+
+
+@pytest.fixture
+def kube_route(make_dag: Callable[..., str]) -> str:
+    return make_dag("kube_route", KUBE_ROUTE)
+
+
+def queue_all(executor: Any, tasks: list[Any]) -> None:
+    for queued in tasks:
+        executor.queue_workload(queued.workload, session=None)
+
+
+def wait_for_final(executor: Any, keys: set[Any], timeout: float = 30) -> dict[Any, Final]:
+    """Heartbeat as the scheduler does until every key has a final state in the event buffer."""
+    from airflow.utils.state import TaskInstanceState
+
+    final_states = {TaskInstanceState.SUCCESS, TaskInstanceState.FAILED}
+    seen: dict[Any, Final] = {}
+    began = time.monotonic()
+    while time.monotonic() - began < timeout:
+        executor.heartbeat()
+        for key, (state, info) in executor.get_event_buffer().items():
+            assert key not in seen, f"{key} reported twice: {seen[key]} and {state}"
+            if state in final_states:
+                seen[key] = Final(state, info, time.monotonic() - began)
+        if keys <= seen.keys():
+            return seen
+        time.sleep(0.05)
+    raise AssertionError(f"no final state for {keys - seen.keys()} after {timeout}s; seen {seen}")
+
+
+def heartbeat_until(beating: Any, condition: Callable[[], bool], timeout: float = 20, what: str = "") -> None:
+    """Heartbeat ``beating`` (an executor, a list of them, or None) until ``condition()`` holds."""
+    deadline = time.monotonic() + timeout
+    beating = [] if beating is None else beating if isinstance(beating, list) else [beating]
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what or condition}"
+        for executor in beating:
+            executor.heartbeat()
+        time.sleep(0.05)
+
+
+def phases(kube_api: LocalKubeAPI, namespace: str) -> dict[str, str]:
+    return {pod["metadata"]["name"]: pod["status"].get("phase", "") for pod in kube_api.pods(namespace)}
+
+
+def event_log(executor: Any) -> dict[str, str]:
+    """task_id -> the extra text of its events, joined."""
+    texts: dict[str, list[str]] = {}
+    for entry in executor._task_event_logs:
+        texts.setdefault(entry.task_id, []).append(f"{entry.event}: {entry.extra}")
+    return {task_id: "\n".join(extras) for task_id, extras in texts.items()}
+
+
+def assert_one_pod_each(history: PodHistory, tasks: list[Any]) -> None:
+    expected = {pod_name_for(queued.key) for queued in tasks}
+    assert {name: history.creations(name) for name in expected} == dict.fromkeys(expected, 1)
+
+
+# --- 1. retryable create errors recover --------------------------------------------------------
+
+
+def test_503s_then_every_task_runs_in_exactly_one_pod(
+    executors: Executors,
+    kube_route: str,
+    queue_run: Callable[..., list[Any]],
+    kube_api: LocalKubeAPI,
+    namespace: str,
+    pod_history: PodHistory,
+) -> None:
+    from airflow.utils.state import TaskInstanceState
+
+    executor = executors.start()
+    tasks = queue_run(kube_route, executor, ["ok", "ok_b"])
+    rule = kube_api.faults.add("create", "pods", pods_path(namespace), status=503, times=3)
+    creates = requests_of(kube_api, "create")
+
+    queue_all(executor, tasks)
+    events = wait_for_final(executor, {t.key for t in tasks})
+
+    assert {key: final.state for key, final in events.items()} == dict.fromkeys(events, TaskInstanceState.SUCCESS)
+    assert rule.hits == 3
+    assert requests_of(kube_api, "create") - creates == len(tasks) + 3  # each 503 retried once, no more
+    assert_one_pod_each(pod_history, tasks)
+
+
+def test_429_with_retry_after_is_waited_out_then_every_task_runs_once(
+    executors: Executors,
+    kube_route: str,
+    queue_run: Callable[..., list[Any]],
+    kube_api: LocalKubeAPI,
+    namespace: str,
+    pod_history: PodHistory,
+) -> None:
+    from airflow.utils.state import TaskInstanceState
+
+    executor = executors.start()
+    tasks = queue_run(kube_route, executor, ["ok", "ok_b", "fails"])
+    rule = kube_api.faults.add("create", "pods", pods_path(namespace), status=429, retry_after=1, times=2)
+    creates = requests_of(kube_api, "create")
+
+    queue_all(executor, tasks)
+    events = wait_for_final(executor, {t.key for t in tasks})
+
+    states = {key.task_id: final.state for key, final in events.items()}
+    assert states == {
+        "ok": TaskInstanceState.SUCCESS,
+        "ok_b": TaskInstanceState.SUCCESS,
+        "fails": TaskInstanceState.FAILED,
+    }
+    assert rule.hits == 2
+    # The throttled creates were not repeated before their Retry-After (1 s) was over.
+    assert max(final.seconds for final in events.values()) >= 1.0
+    assert requests_of(kube_api, "create") - creates == len(tasks) + 2
+    assert_one_pod_each(pod_history, tasks)
+
+
+def test_a_full_quota_is_retried_until_running_pods_free_it(
+    executors: Executors,
+    kube_route: str,
+    queue_run: Callable[..., list[Any]],
+    kube_api: LocalKubeAPI,
+    namespace: str,
+    pod_history: PodHistory,
+) -> None:
+    from airflow.utils.state import TaskInstanceState
+    from kubernetes.client import CoreV1Api
+
+    core = CoreV1Api(kube_api.api_client())
+    core.create_namespaced_resource_quota(
+        namespace, {"metadata": {"name": "two-pods"}, "spec": {"hard": {"pods": "2"}}}
+    )
+    for number in range(2):
+        container = {"name": "filler", "image": "busybox:1", "command": ["sleep", "2"]}
+        core.create_namespaced_pod(
+            namespace,
+            {"metadata": {"name": f"filler-{number}"}, "spec": {"restartPolicy": "Never", "containers": [container]}},
+        )
+    heartbeat_until(
+        None,
+        lambda: sorted(phases(kube_api, namespace).values()) == ["Running", "Running"],
+        what="the filler pods to run",
+    )
+    executor = executors.start()
+    tasks = queue_run(kube_route, executor, ["ok"])
+    creates = requests_of(kube_api, "create")
+
+    queue_all(executor, tasks)
+    events = wait_for_final(executor, {t.key for t in tasks})
+
+    assert events[tasks[0].key].state == TaskInstanceState.SUCCESS
+    # Refused (403 exceeded quota) while the fillers ran, created once they ended.
+    assert requests_of(kube_api, "create") - creates > 1
+    assert events[tasks[0].key].seconds >= 1.0
+    assert_one_pod_each(pod_history, tasks)
+    assert not event_log(executor)  # a retried quota error is no failure of the task
+
+
+# --- 2. watches that break lose no event ---------------------------------------------------------
+
+
+def test_a_watch_dropped_again_and_again_loses_no_event(
+    executors: Executors,
+    kube_route: str,
+    queue_run: Callable[..., list[Any]],
+    kube_api: LocalKubeAPI,
+    namespace: str,
+) -> None:
+    from airflow.utils.state import TaskInstanceState
+
+    executor = executors.start()
+    heartbeat_until(
+        executor, lambda: executor.kubernetes_executor._watchers[namespace].synced, what="the watcher to list"
+    )
+    # Watch requests are cut (connection reset) after two events, and some closed after a moment.
+    cut = kube_api.faults.add("watch", "pods", pods_path(namespace), watch_close_after_events=2, reset=True, times=30)
+    kube_api.faults.add("watch", "pods", pods_path(namespace), watch_close_after_seconds=0.3, times=3)
+    kube_api.close_watches()  # the open watch came before the rules: its reconnection meets them
+    tasks = queue_run(kube_route, executor, ["ok", "fails", "sleep_1", "sleep_1_fails", "oom"])
+
+    queue_all(executor, tasks)
+    events = wait_for_final(executor, {t.key for t in tasks})
+
+    states = {key.task_id: final.state for key, final in events.items()}
+    assert states == {
+        "ok": TaskInstanceState.SUCCESS,
+        "fails": TaskInstanceState.FAILED,
+        "sleep_1": TaskInstanceState.SUCCESS,
+        "sleep_1_fails": TaskInstanceState.FAILED,
+        "oom": TaskInstanceState.FAILED,
+    }
+    assert cut.hits >= 3  # the watch really was cut, and resumed, several times
+    assert not executor.running
+
+
+def test_a_forced_410_relists_and_loses_no_event(
+    executors: Executors,
+    kube_route: str,
+    queue_run: Callable[..., list[Any]],
+    kube_api: LocalKubeAPI,
+    namespace: str,
+) -> None:
+    from airflow.utils.state import TaskInstanceState
+    from kubernetes.client import CoreV1Api
+
+    executor = executors.start()
+    tasks = {t.ti.task_id: t for t in queue_run(kube_route, executor, ["sleep_1", "sleep_1_fails", "sleep_30"])}
+    names = {task_id: pod_name_for(t.key) for task_id, t in tasks.items()}
+    queue_all(executor, list(tasks.values()))
+    heartbeat_until(
+        executor,
+        lambda: phases(kube_api, namespace) == dict.fromkeys(names.values(), "Running"),
+        what="every pod to run",
+    )
+    for _ in range(3):  # let the executor see them running
+        executor.heartbeat()
+        time.sleep(0.1)
+    lists = requests_of(kube_api, "list")
+
+    # The watch goes down (as on an API server restart) and its reconnection is slow: meanwhile two
+    # pods finish and one is deleted, then the history is compacted, so resuming answers 410.
+    slow = kube_api.faults.add("watch", "pods", pods_path(namespace), latency=3.0, times=1)
+    kube_api.close_watches()
+    CoreV1Api(kube_api.api_client()).delete_namespaced_pod(names["sleep_30"], namespace, grace_period_seconds=0)
+    heartbeat_until(
+        executor,
+        lambda: phases(kube_api, namespace) == {names["sleep_1"]: "Succeeded", names["sleep_1_fails"]: "Failed"},
+        timeout=2.5,
+        what="two pods to finish and one to go while the watch is down",
+    )
+    kube_api.compact()
+    assert slow.hits == 1
+
+    events = wait_for_final(executor, {t.key for t in tasks.values()})
+
+    assert requests_of(kube_api, "list") > lists  # it relisted
+    states = {key.task_id: final.state for key, final in events.items()}
+    assert states == {
+        "sleep_1": TaskInstanceState.SUCCESS,
+        "sleep_1_fails": TaskInstanceState.FAILED,
+        "sleep_30": TaskInstanceState.FAILED,
+    }
+    logs = event_log(executor)
+    assert "exit code 5" in logs["sleep_1_fails"]
+    assert "deleted" in logs["sleep_30"]
+
+
+# --- 3. adoption --------------------------------------------------------------------------------
+
+
+def test_a_new_scheduler_adopts_running_and_finished_pods_of_a_dead_one(
+    executors: Executors,
+    kube_route: str,
+    queue_run: Callable[..., list[Any]],
+    kube_api: LocalKubeAPI,
+    namespace: str,
+    pod_history: PodHistory,
+) -> None:
+    from airflow.utils.state import TaskInstanceState
+
+    # A scheduler that stays alive (job 3) runs a task of its own meanwhile.
+    alive = executors.start(job_id=3)
+    alive_tasks = queue_run(kube_route, alive, ["sleep_3"])
+    queue_all(alive, alive_tasks)
+    alive_pod = pod_name_for(alive_tasks[0].key)
+
+    # The scheduler that dies (job 1) launches two long pods and a quick one...
+    dead = executors.start(job_id=1)
+    tasks = {t.ti.task_id: t for t in queue_run(kube_route, dead, ["sleep_3", "sleep_3_b", "ok", "fails"])}
+    launched = [tasks["sleep_3"], tasks["sleep_3_b"], tasks["ok"]]
+    queue_all(dead, launched)
+    names = {pod_name_for(t.key) for t in launched}
+    heartbeat_until(
+        [dead, alive],
+        lambda: names <= pod_history.names() and alive_pod in pod_history.names(),
+        what="every pod to be created",
+    )
+    # ... and dies: its threads stop, it never syncs again, never ends; the quick pod finishes after.
+    executors.kill(dead)
+    heartbeat_until(alive, lambda: phases(kube_api, namespace).get(pod_name_for(tasks["ok"].key)) == "Succeeded")
+    assert phases(kube_api, namespace)[pod_name_for(tasks["sleep_3"].key)] == "Running"
+
+    adopter = executors.start(job_id=2)
+    heartbeat_until(
+        adopter, lambda: adopter.kubernetes_executor._watchers[namespace].synced, what="the watcher to list"
+    )
+    lists, patches = requests_of(kube_api, "list"), requests_of(kube_api, "patch")
+    tis = [t.ti for t in tasks.values()]  # "fails" was never launched: it has no pod
+
+    not_adopted = adopter.try_adopt_task_instances(tis)
+
+    assert [ti.task_id for ti in not_adopted] == ["fails"]
+    assert requests_of(kube_api, "list") - lists == 1  # one paginated list for the namespace
+    assert requests_of(kube_api, "patch") - patches == len(launched)
+    labels = {pod["metadata"]["name"]: pod["metadata"]["labels"] for pod in kube_api.pods(namespace)}
+    for queued in launched:
+        assert labels[pod_name_for(queued.key)][LABEL_SCHEDULER_JOB] == "2"
+    assert labels[alive_pod][LABEL_SCHEDULER_JOB] == "3"  # the live scheduler's pod is left alone
+
+    events = wait_for_final(adopter, {t.key for t in launched})
+
+    assert {key.task_id: final.state for key, final in events.items()} == {
+        "sleep_3": TaskInstanceState.SUCCESS,
+        "sleep_3_b": TaskInstanceState.SUCCESS,
+        "ok": TaskInstanceState.SUCCESS,
+    }
+    assert not adopter.running
+    # The live scheduler still owns and reports its own task.
+    alive_events = wait_for_final(alive, {alive_tasks[0].key})
+    assert alive_events[alive_tasks[0].key].state == TaskInstanceState.SUCCESS
+    assert kube_api.pod(namespace, alive_pod)["metadata"]["labels"][LABEL_SCHEDULER_JOB] == "3"
+    assert_one_pod_each(pod_history, [*launched, *alive_tasks])
+
+
+# --- 4. revoke ----------------------------------------------------------------------------------
+
+
+def test_a_task_revoked_while_its_create_is_retried_never_gets_a_pod(
+    executors: Executors,
+    kube_route: str,
+    queue_run: Callable[..., list[Any]],
+    kube_api: LocalKubeAPI,
+    namespace: str,
+    pod_history: PodHistory,
+) -> None:
+    from airflow.utils.state import TaskInstanceState
+
+    executor = executors.start()
+    revoked, kept = queue_run(kube_route, executor, ["ok", "ok_b"])
+    rule = kube_api.faults.add("create", "pods", pods_path(namespace), status=503)
+    queue_all(executor, [revoked])
+    heartbeat_until(executor, lambda: rule.hits >= 2, what="the create to be retried")
+
+    executor.revoke_task(ti=revoked.ti)
+
+    assert revoked.key not in executor.running
+    assert not executor.has_task(revoked.ti)
+    kube_api.faults.remove(rule)
+    queue_all(executor, [kept])  # the API is fine again: another task gets its pod
+    events = wait_for_final(executor, {kept.key})
+    assert events[kept.key].state == TaskInstanceState.SUCCESS
+    creates = requests_of(kube_api, "create")
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline:
+        executor.heartbeat()
+        assert revoked.key not in executor.get_event_buffer()  # revoke reports nothing
+        time.sleep(0.1)
+    assert requests_of(kube_api, "create") == creates  # no create was still being retried
+    assert pod_history.creations(pod_name_for(revoked.key)) == 0
+    assert pod_name_for(revoked.key) not in phases(kube_api, namespace)
+
+
+# --- 5. random faults -------------------------------------------------------------------------------
+
+
+def test_under_random_faults_every_task_try_gets_exactly_one_pod(
+    executors: Executors,
+    kube_route: str,
+    queue_run: Callable[..., list[Any]],
+    kube_api: LocalKubeAPI,
+    namespace: str,
+    pod_history: PodHistory,
+) -> None:
+    from airflow.utils.state import TaskInstanceState
+
+    executor = executors.start(pod_creation_retry_timeout="30", pod_creation_concurrency="4")
+    tasks = queue_run(kube_route, executor, [f"many_{number}" for number in range(MANY)])
+    path = pods_path(namespace)
+    errors = kube_api.faults.add("create", "pods", path, status=500, probability=0.3, times=12)
+    resets = kube_api.faults.add("create", "pods", path, reset=True, probability=0.1, times=4)
+    kube_api.faults.add("watch", "pods", path, watch_close_after_events=3, reset=True, probability=0.5, times=8)
+    kube_api.faults.add("*", "pods", path, latency=0.02, probability=0.5)
+    kube_api.close_watches()
+
+    queue_all(executor, tasks)
+    events = wait_for_final(executor, {t.key for t in tasks}, timeout=45)
+
+    assert {key: final.state for key, final in events.items()} == dict.fromkeys(events, TaskInstanceState.SUCCESS)
+    assert len(events) == MANY
+    assert errors.hits + resets.hits > 0
+    assert_one_pod_each(pod_history, tasks)
+    assert not executor.running
+
+
+# --- 6. pods that cannot start -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def unpullable_images(kube_api: LocalKubeAPI) -> Iterator[str]:
+    """Images under ``broken/`` never pull on the session's kubelet while the test runs."""
+    kubelet = kube_api.server.kubelet
+    assert kubelet is not None
+    before = kubelet.config.image_pull_failure
+
+    def set_pattern(pattern: str | None) -> None:
+        kubelet.config.image_pull_failure = pattern
+
+    kube_api.call(lambda: set_pattern(r"^broken/"))
+    yield "broken/"
+    kube_api.call(lambda: set_pattern(before))
+
+
+def test_an_image_that_never_pulls_fails_after_the_pending_timeout_and_a_bad_name_at_once(
+    executors: Executors,
+    kube_route: str,
+    queue_run: Callable[..., list[Any]],
+    kube_api: LocalKubeAPI,
+    namespace: str,
+    unpullable_images: str,
+) -> None:
+    from airflow.utils.state import TaskInstanceState
+
+    timeout = 3.0
+    executor = executors.start(worker_pods_pending_timeout=str(timeout))
+    tasks = {t.ti.task_id: t for t in queue_run(kube_route, executor, ["broken_image", "invalid_image", "ok"])}
+
+    queue_all(executor, list(tasks.values()))
+    events = wait_for_final(executor, {t.key for t in tasks.values()}, timeout=20)
+
+    broken, invalid = events[tasks["broken_image"].key], events[tasks["invalid_image"].key]
+    assert (broken.state, invalid.state) == (TaskInstanceState.FAILED, TaskInstanceState.FAILED)
+    assert events[tasks["ok"].key].state == TaskInstanceState.SUCCESS
+    assert broken.seconds >= timeout
+    assert invalid.seconds < timeout - 1  # not left to the timeout
+    logs = event_log(executor)
+    assert "worker_pods_pending_timeout" in logs["broken_image"]
+    assert "ErrImagePull" in logs["broken_image"] or "ImagePullBackOff" in logs["broken_image"]
+    assert "InvalidImageName" in logs["invalid_image"]
+    assert "worker_pods_pending_timeout" not in logs["invalid_image"]
+    # A pod given up on while Pending is deleted (it could still start and run a failed task).
+    heartbeat_until(
+        executor,
+        lambda: set(phases(kube_api, namespace)) == {pod_name_for(tasks["ok"].key)},
+        timeout=5,
+        what="the pending pods to be deleted",
+    )
+
+
+# --- 7. pods that end badly -------------------------------------------------------------------------
+
+
+def test_a_pod_deleted_under_its_task_and_an_oom_kill_fail_with_a_clear_reason(
+    executors: Executors,
+    kube_route: str,
+    queue_run: Callable[..., list[Any]],
+    kube_api: LocalKubeAPI,
+    namespace: str,
+) -> None:
+    from airflow.utils.state import TaskInstanceState
+    from kubernetes.client import CoreV1Api
+
+    executor = executors.start()
+    tasks = {t.ti.task_id: t for t in queue_run(kube_route, executor, ["sleep_30", "oom"])}
+    queue_all(executor, list(tasks.values()))
+    doomed = pod_name_for(tasks["sleep_30"].key)
+    heartbeat_until(executor, lambda: phases(kube_api, namespace).get(doomed) == "Running", what="the pod to run")
+    for _ in range(3):
+        executor.heartbeat()
+        time.sleep(0.1)
+
+    CoreV1Api(kube_api.api_client()).delete_namespaced_pod(doomed, namespace)  # the default grace period
+    events = wait_for_final(executor, {t.key for t in tasks.values()})
+
+    assert events[tasks["sleep_30"].key].state == TaskInstanceState.FAILED
+    assert events[tasks["oom"].key].state == TaskInstanceState.FAILED
+    logs = event_log(executor)
+    assert f"pod {namespace}/{doomed} was deleted while its task was running" in logs["sleep_30"]
+    assert "OOMKilled" in logs["oom"]
+    assert "exit code 137" in logs["oom"]
+
+
+# --- 8. cleanup policy --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("delete_worker_pods", "on_failure", "kept"),
+    [
+        ("True", "False", {"fails"}),
+        ("True", "True", set()),
+        ("False", "True", {"ok", "fails"}),
+    ],
+)
+def test_finished_pods_are_deleted_by_policy_and_at_most_once(
+    executors: Executors,
+    kube_route: str,
+    queue_run: Callable[..., list[Any]],
+    kube_api: LocalKubeAPI,
+    namespace: str,
+    pod_history: PodHistory,
+    delete_worker_pods: str,
+    on_failure: str,
+    kept: set[str],
+) -> None:
+    executor = executors.start(delete_worker_pods=delete_worker_pods, delete_worker_pods_on_failure=on_failure)
+    tasks = {t.ti.task_id: t for t in queue_run(kube_route, executor, ["ok", "fails"])}
+    deletes = requests_of(kube_api, "delete")
+
+    queue_all(executor, list(tasks.values()))
+    wait_for_final(executor, {t.key for t in tasks.values()})
+    deleted = {"ok", "fails"} - kept
+    heartbeat_until(
+        executor,
+        lambda: set(phases(kube_api, namespace)) == {pod_name_for(tasks[task_id].key) for task_id in kept},
+        timeout=10,
+        what=f"only the pods of {kept} to be left",
+    )
+    for _ in range(5):  # nothing more comes later
+        executor.heartbeat()
+        time.sleep(0.1)
+
+    assert requests_of(kube_api, "delete") - deletes == len(deleted)
+    assert {name: pod_history.removed[name] for name in pod_history.names()} == {
+        pod_name_for(tasks[task_id].key): int(task_id in deleted) for task_id in ("ok", "fails")
+    }
