@@ -177,7 +177,9 @@ _OPTIONS = (
         "delete_worker_pods",
         "boolean",
         "True",
-        "Delete a pod once its task has finished.",
+        "Delete a pod once its task has finished. A pod given up on while still Pending (pending "
+        "timeout, an image that can never pull) is deleted whatever this says: it would hold quota "
+        "and could still start a task already reported failed.",
         "True or False",
         "True",
         fallback=(_KE, "delete_worker_pods"),
