@@ -84,6 +84,8 @@ def test_pod_tasks_report_success_failure_and_the_apis_422(
     assert "spec.containers[0].name" in logs["invalid"]
     assert "Base-Invalid" in logs["invalid"]
     assert not hybrid.running
+    messages, logs_of_pod = hybrid.get_task_log(tasks["passes"].ti, 1)
+    assert logs_of_pod == ["done\n"], messages
     # The workload JSON in every pod carries the task's JWT: nothing the executor wrote may show it.
     written = capfd.readouterr()
     printed = written.out + written.err + caplog.text + "".join(str(log.extra) for log in hybrid._task_event_logs)
