@@ -24,9 +24,10 @@ lint: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-## bench: print the local Kubernetes API's figures
+## bench: print the local Kubernetes API's and the pod executor's figures (about 20 minutes)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/kube_api_creates.py
+	$(BIN)/python benchmarks/executor_kubernetes.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
