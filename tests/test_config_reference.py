@@ -27,3 +27,10 @@ def test_a_stale_readme_is_caught(tmp_path: Path) -> None:
     stale = tmp_path / "README.md"
     stale.write_text(README.read_text().replace("| `api_qps` |", "| `api_qps_old` |"))
     assert main(["--check", str(stale)]) == 1
+
+
+def test_the_readme_keeps_its_quick_start() -> None:
+    # CI runs the README's test command: a regenerated README must still say what it is.
+    text = README.read_text()
+    assert "## Quick start" in text
+    assert "\n    make test\n" in text
