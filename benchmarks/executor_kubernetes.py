@@ -306,6 +306,7 @@ class _Round:
     in_pipeline_ms: list[float] = field(default_factory=list)
     delivery_ms: list[float] = field(default_factory=list)
     missing: int = 0
+    others_cores: tuple[float, float] | None = None  # other processes, stolen: see _MachineUse
 
 
 def _percentile(values: Sequence[float], fraction: float) -> float:
@@ -473,6 +474,7 @@ def _round(number: int, args: argparse.Namespace, folder: Path) -> _Round:
     from hybrid_executor.kubernetes.executor import KubernetesPodExecutor
 
     figures = _Round()
+    machine = _MachineUse()
     context = multiprocessing.get_context("spawn")
     kubeconfig = folder / f"kubeconfig-{number}"
     api_end, api_child = context.Pipe()
@@ -515,12 +517,56 @@ def _round(number: int, args: argparse.Namespace, folder: Path) -> _Round:
         api_end.send("stop")
         driver.join(30)
         api.join(30)
+    figures.others_cores = machine.others()
     return figures
+
+
+class _MachineUse:
+    """What else used the machine while a round ran (Linux: /proc/stat), to tell a noisy round.
+
+    ``others``: cores kept busy by other processes (this one and its children, the API server and
+    the driver once joined, are subtracted). ``stolen``: cores the hypervisor gave to other guests.
+    """
+
+    def __init__(self) -> None:
+        self._start, self._ours, self._wall = self._machine(), self._our_cpu(), time.monotonic()
+
+    @staticmethod
+    def _machine() -> tuple[float, float] | None:
+        """Seconds of CPU busy (but steal) and stolen, summed over the cores, since boot."""
+        try:
+            with open("/proc/stat") as stat:
+                fields = [int(value) for value in stat.readline().split()[1:9]]
+        except (OSError, ValueError):
+            return None
+        if len(fields) < 8:
+            return None
+        user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+        tick = os.sysconf("SC_CLK_TCK")
+        return (user + nice + system + irq + softirq) / tick, steal / tick
+
+    @staticmethod
+    def _our_cpu() -> float:
+        times = os.times()
+        return times.user + times.system + times.children_user + times.children_system
+
+    def others(self) -> tuple[float, float] | None:
+        """(other processes, stolen), in cores, on average since this object was made."""
+        now = self._machine()
+        if now is None or self._start is None:
+            return None
+        elapsed = time.monotonic() - self._wall
+        busy, stolen = now[0] - self._start[0], now[1] - self._start[1]
+        return max(0.0, busy - (self._our_cpu() - self._ours)) / elapsed, stolen / elapsed
 
 
 def _report(number: int, figures: _Round, args: argparse.Namespace) -> None:
     beats = figures.heartbeats_ms
-    print(f"round {number}:")
+    noise = ""
+    if figures.others_cores is not None:
+        others, stolen = figures.others_cores
+        noise = f" (meanwhile other processes used {others:.2f} cores, the hypervisor took {stolen:.2f})"
+    print(f"round {number}:{noise}")
     print(
         f"  1. pods created: {figures.pods_per_second:.0f}/s for {args.pods} tasks "
         f"(handover heartbeat {figures.handover_ms:.0f} ms, {figures.creation_failures} failed)"

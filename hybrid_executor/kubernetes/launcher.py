@@ -147,12 +147,50 @@ class _Interrupted(Exception):
     """The key was cancelled, or the launcher is stopping: stop waiting, send nothing more."""
 
 
+_INTERRUPT_LOCK = threading.Lock()
+
+
+class _Interrupt:
+    """A job's "stop waiting" flag: a :class:`threading.Event` made only once a worker waits on it.
+
+    :meth:`PodLauncher.submit` runs on the scheduler's thread, once per task; an Event (a Condition
+    and its lock) made there cost about a tenth of a heartbeat's time in
+    ``benchmarks/executor_kubernetes.py``. Most jobs never wait, so most never need one.
+    """
+
+    __slots__ = ("_event", "_set")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._event: threading.Event | None = None
+
+    def set(self) -> None:
+        with _INTERRUPT_LOCK:
+            self._set = True
+            event = self._event
+        if event is not None:
+            event.set()
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def wait(self, timeout: float) -> bool:
+        """Wait until set or ``timeout`` seconds have passed; True if set."""
+        with _INTERRUPT_LOCK:
+            if self._set:
+                return True
+            if self._event is None:
+                self._event = threading.Event()
+            event = self._event
+        return event.wait(timeout)
+
+
 @dataclass(eq=False)
 class _Job:
     request: LaunchRequest
     pod_name: str
     namespace: str
-    interrupt: threading.Event = field(default_factory=threading.Event)  # set by cancel() and stop()
+    interrupt: _Interrupt = field(default_factory=_Interrupt)  # set by cancel() and stop()
     cancelled: bool = False
     attempts: int = 0
     pod: V1Pod | None = None  # once built
