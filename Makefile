@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell $(PYTHON) -c "import hashlib,sys;print(hashlib.sha1(open('pyproject.toml','rb').read()).hexdigest()[:12])")
 
-.PHONY: test lint pytest bench clean
+.PHONY: demo test lint pytest bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,12 +13,17 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
+## demo: start a local Airflow 3 stack with HybridExecutor, run examples/dags/hybrid_demo.py, stop it
+##       (any DAG: make demo DEMO_ARGS="--dags-folder DIR --dag-id ID --conf '{}' --keep-running")
+demo: $(STAMP)
+	$(BIN)/python -m hybrid_executor.demo $(DEMO_ARGS)
+
 ## test: lint, type-check, then the whole test suite
 test: lint pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check hybrid_executor tests benchmarks
-	$(BIN)/ruff format --check hybrid_executor tests benchmarks
+	$(BIN)/ruff check hybrid_executor tests benchmarks examples
+	$(BIN)/ruff format --check hybrid_executor tests benchmarks examples
 	$(BIN)/mypy
 
 pytest: $(STAMP)

@@ -34,3 +34,4 @@ def test_the_readme_keeps_its_quick_start() -> None:
     text = README.read_text()
     assert "## Quick start" in text
     assert "\n    make test\n" in text
+    assert "\n    make demo\n" in text

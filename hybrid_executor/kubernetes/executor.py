@@ -326,8 +326,13 @@ class KubernetesPodExecutor(BaseExecutor):
 
         The relabelled pod starts matching this scheduler's watch, which then reports its current
         state, finished or not; so a pod that ended while no scheduler ran is picked up the same way.
+
+        A task this executor already runs is kept as it is. The scheduler asks that when it took
+        its own job for dead (a heartbeat later than ``scheduler_health_check_threshold``, say on a
+        loaded machine): answering "not adopted" would make it reset the task and start a second
+        pod for a try whose first pod still runs.
         """
-        wanted = {ti.key: ti for ti in tis}
+        wanted = {ti.key: ti for ti in tis if ti.key not in self.running}
         if not wanted:
             return []
         selector = selector_for_scheduler(exclude_job_id=self.scheduler_job_id)

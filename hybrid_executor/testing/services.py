@@ -43,6 +43,7 @@ __all__ = [
     "ServiceError",
     "airflow_command",
     "airflow_subprocess_env",
+    "die_with_parent",
     "find_redis_server",
     "free_port",
     "migrate_airflow_db",
@@ -80,7 +81,7 @@ def _tail(text: str, lines: int = _LOG_TAIL_LINES) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def _die_with_parent(death_signal: signal.Signals) -> Callable[[], None] | None:
+def die_with_parent(death_signal: signal.Signals) -> Callable[[], None] | None:
     """A ``preexec_fn`` that asks Linux to send ``death_signal`` to the child when its parent thread ends.
 
     PR_SET_PDEATHSIG fires when the *thread* that started the child exits, so start servers from a
@@ -215,7 +216,7 @@ class _LocalServer:
             cwd=self._cwd(),
             env=self._env(),
             start_new_session=True,
-            preexec_fn=_die_with_parent(self._death_signal),
+            preexec_fn=die_with_parent(self._death_signal),
             user=None if user is None else user.pw_uid,
             group=None if user is None else user.pw_gid,
             extra_groups=None if user is None else [],

@@ -487,6 +487,31 @@ def test_a_new_scheduler_adopts_running_and_finished_pods_of_a_dead_one(
     assert_one_pod_each(pod_history, [*launched, *alive_tasks])
 
 
+def test_a_scheduler_asked_to_adopt_its_own_running_tasks_keeps_them(
+    executors: Executors,
+    kube_route: str,
+    queue_run: Callable[..., list[Any]],
+    kube_api: LocalKubeAPI,
+    pod_history: PodHistory,
+) -> None:
+    # A scheduler whose heartbeat came late marks its own job failed, then offers its own tasks for
+    # adoption; resetting them would start a second pod for a try whose pod still runs.
+    from airflow.utils.state import TaskInstanceState
+
+    scheduler = executors.start(job_id=7)
+    queued = queue_run(kube_route, scheduler, ["sleep_3"])
+    queue_all(scheduler, queued)
+    heartbeat_until(scheduler, lambda: pod_name_for(queued[0].key) in pod_history.names(), what="the pod")
+    lists, patches = requests_of(kube_api, "list"), requests_of(kube_api, "patch")
+
+    assert scheduler.try_adopt_task_instances([t.ti for t in queued]) == []
+
+    assert (requests_of(kube_api, "list"), requests_of(kube_api, "patch")) == (lists, patches)
+    events = wait_for_final(scheduler, {queued[0].key})
+    assert events[queued[0].key].state == TaskInstanceState.SUCCESS
+    assert_one_pod_each(pod_history, queued)
+
+
 # --- 4. revoke ----------------------------------------------------------------------------------
 
 

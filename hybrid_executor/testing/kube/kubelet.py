@@ -8,6 +8,9 @@ ImagePullBackOff); malformed image names are InvalidImageName. Deleting a runnin
 SIGTERM to each container's process group, then SIGKILL when the grace period ends (sooner if a
 later delete shortens it), then removes the object. A container ends with its main process: what
 it left running is killed, as a container's PID namespace goes with its first process.
+The node's allocatable (what the Downward API reads for a limit a container has not set) is this
+machine's: its CPUs, its MemTotal and the size of the filesystem the kubelet's root is on, as
+the capacity a kubelet with no reservations and no eviction thresholds would offer.
 Every container runs once: restartPolicy Always/OnFailure restarts are not reproduced, so a
 failing container (or init container) fails the pod whatever its restartPolicy.
 """
@@ -19,6 +22,7 @@ import contextlib
 import copy
 import os
 import re
+import shutil
 import signal
 import tempfile
 from collections import deque
@@ -33,6 +37,8 @@ from hybrid_executor.testing.kube.containerstart import (
     declared_env,
     expand,
     image_name_problem,
+    pod_hostname,
+    process_env,
     start_failure_message,
     working_dir,
 )
@@ -63,12 +69,15 @@ class KubeletConfig:
     start_delay: float = 0.0  # seconds a pod spends in ContainerCreating
     base_env: dict[str, str] | None = None  # every container's starting env; default: PATH, HOME, ...
     workdir_root: str | None = None  # where containers without an existing workingDir run
+    # The node's allocatable (a ResourceList: {"cpu": "8", "memory": "16Gi", ...}); default: this machine's.
+    allocatable: dict[str, str] | None = None
 
 
 @dataclass
 class _PodRuntime:
     key: Key
     uid: str
+    hostname: str = ""  # the pod's, as the kubelet generates it: every container's HOSTNAME
     deleting: asyncio.Event = field(default_factory=asyncio.Event)
     deleted: asyncio.Event = field(default_factory=asyncio.Event)
     regrace: asyncio.Event = field(default_factory=asyncio.Event)  # the deletion changed: a shorter grace, or gone
@@ -94,6 +103,8 @@ class Kubelet:
         self._running = 0
         self._next_ip = 1
         self._workdir = Path(self.config.workdir_root or tempfile.mkdtemp(prefix="local-kubelet-"))
+        configured = self.config.allocatable
+        self.allocatable = dict(configured) if configured is not None else node_allocatable(self._workdir)
         self.store.add_listener(self._on_change)
 
     # --- what the API server asks of it ------------------------------------------------
@@ -220,6 +231,7 @@ class Kubelet:
         pod = self.store.find("pods", *runtime.key)
         if pod is None:
             return
+        runtime.hostname = pod_hostname(pod)
         if self.config.start_delay and await _wait_or(runtime.deleting, self.config.start_delay):
             return
         grace_watch = asyncio.ensure_future(self._terminate_on_delete(runtime))
@@ -311,7 +323,7 @@ class Kubelet:
         pod = self.store.find("pods", *runtime.key)
         if pod is None:
             return None
-        declared, problem = declared_env(pod, container, self.api_host, self.api_port)
+        declared, problem = declared_env(pod, container, self.api_host, self.api_port, self.allocatable)
         if problem:
             self._write(runtime, container_waiting(name, "CreateContainerConfigError", problem))
             await runtime.deleting.wait()
@@ -324,13 +336,12 @@ class Kubelet:
         """Start the container's process; or say, as containerd would, why it could not start.
 
         ``declared`` is the env the pod declares (and the service variables): what ``$(VAR)`` in
-        command and args may refer to. The process gets it over the base env, as an image's ENV.
+        command and args may refer to. The process gets it over the base env (as an image's ENV),
+        which is over the pod's ``HOSTNAME``, as containerd puts them.
         """
         words = list(container.get("command") or []) + list(container.get("args") or [])
         argv = [expand(str(word), declared) for word in words]
-        env = base_env(self.config.base_env)
-        env["HOSTNAME"] = runtime.key[1]
-        env.update(declared)
+        env = process_env(base_env(self.config.base_env), runtime.hostname, declared)
         buffer.started = True
         try:
             process = await asyncio.create_subprocess_exec(
@@ -407,6 +418,32 @@ class Kubelet:
         if updated != pod:
             self.store.update("pods", updated)
         return True
+
+
+def node_allocatable(root: Path) -> dict[str, str]:
+    """This machine as a node's allocatable: cpu (its CPUs), memory (MemTotal), ephemeral-storage (root's filesystem).
+
+    A resource that cannot be measured is left out, as a node that does not report it: a limit
+    of it that a container has not set then reads as 0.
+    """
+    allocatable = {"cpu": str(os.cpu_count() or 1)}
+    memory = _mem_total()
+    if memory:
+        allocatable["memory"] = memory
+    with contextlib.suppress(OSError):
+        allocatable["ephemeral-storage"] = str(shutil.disk_usage(root).total)
+    return allocatable
+
+
+def _mem_total() -> str:
+    """MemTotal, as cAdvisor reads the machine's memory capacity; sysconf's count of pages if there is no /proc."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return f"{int(line.split()[1])}Ki"
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        return str(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    return ""
 
 
 async def _collect(process: asyncio.subprocess.Process, buffer: LogBuffer) -> int:

@@ -7,6 +7,7 @@ answers 422 Invalid, one cause per field).
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
@@ -310,6 +311,9 @@ def type_problem(obj: dict[str, Any], resource: str) -> str | None:
     spec = obj.get("spec", {})
     if not isinstance(spec, dict):
         return _unmarshal(spec, "Pod", "spec", "v1.PodSpec")
+    for field_name in ("hostname", "subdomain"):
+        if spec.get(field_name) is not None and not isinstance(spec[field_name], str):
+            return _unmarshal(spec[field_name], "PodSpec", f"spec.{field_name}", "string")
     for list_name in ("containers", "initContainers"):
         containers = spec.get(list_name)
         if containers is None:
@@ -355,6 +359,9 @@ def _container_type_problem(container: dict[str, Any], list_name: str) -> str | 
         for field_name in ("name", "value"):
             if env.get(field_name) is not None and not isinstance(env[field_name], str):
                 return _unmarshal(env[field_name], "EnvVar", f"spec.{list_name}.env.{field_name}", "string")
+        problem = _env_source_type_problem(env.get("valueFrom"), f"spec.{list_name}.env.valueFrom")
+        if problem:
+            return problem
     resources = container.get("resources")
     if resources is not None and not isinstance(resources, dict):
         return _unmarshal(resources, "Container", f"spec.{list_name}.resources", "v1.ResourceRequirements")
@@ -363,6 +370,29 @@ def _container_type_problem(container: dict[str, Any], list_name: str) -> str | 
         "ResourceRequirements",
         f"spec.{list_name}.resources",
     )
+
+
+def _env_source_type_problem(source: Any, path: str) -> str | None:
+    """An EnvVarSource whose resourceFieldRef cannot decode (a divisor that does not parse: the parser's words)."""
+    if source is None:
+        return None
+    if not isinstance(source, dict):
+        return _unmarshal(source, "EnvVar", path, "v1.EnvVarSource")
+    ref = source.get("resourceFieldRef")
+    if ref is None:
+        return None
+    if not isinstance(ref, dict):
+        return _unmarshal(ref, "EnvVarSource", f"{path}.resourceFieldRef", "v1.ResourceFieldSelector")
+    for field_name in ("containerName", "resource"):
+        if ref.get(field_name) is not None and not isinstance(ref[field_name], str):
+            field_path = f"{path}.resourceFieldRef.{field_name}"
+            return _unmarshal(ref[field_name], "ResourceFieldSelector", field_path, "string")
+    if ref.get("divisor") is not None:
+        try:
+            parse_quantity(ref["divisor"])
+        except QuantityError as exc:
+            return str(exc)
+    return None
 
 
 def _resource_list_problem(lists: list[Any], struct: str, path: str) -> str | None:
@@ -430,6 +460,10 @@ def pod_errors(pod: dict[str, Any]) -> list[FieldError]:
         errors.append(
             FieldError("NotSupported", "spec.restartPolicy", restart, supported=("Always", "Never", "OnFailure"))
         )
+    for field_name in ("hostname", "subdomain"):  # what the kubelet makes the pod's hostname (and domain) of
+        value = spec.get(field_name)
+        if value:
+            errors.extend(FieldError("Invalid", f"spec.{field_name}", value, m) for m in dns1123_label_errors(value))
     grace = spec.get("terminationGracePeriodSeconds")
     if isinstance(grace, int) and grace < 0:
         errors.append(
@@ -455,6 +489,7 @@ def _validate_container(
     for index, env in enumerate(container.get("env") or []):
         if not env.get("name"):
             errors.append(FieldError("Required", f"{path}.env[{index}].name"))
+        errors.extend(_validate_env_source(env, f"{path}.env[{index}].valueFrom"))
     for index, mount in enumerate(container.get("volumeMounts") or []):
         if mount.get("name") not in volumes:
             errors.append(FieldError("NotFound", f"{path}.volumeMounts[{index}].name", mount.get("name")))
@@ -473,6 +508,73 @@ def _validate_container(
                     f"must be less than or equal to {resource_name} limit of {limit}",
                 )
             )
+    return errors
+
+
+# What a resourceFieldRef may select in env (validContainerResourceFieldPathExpressions), and the
+# prefixes that select hugepages of any size; the NotSupported error lists only the former.
+_RESOURCE_FIELD_PATHS = (
+    "limits.cpu",
+    "limits.ephemeral-storage",
+    "limits.memory",
+    "requests.cpu",
+    "requests.ephemeral-storage",
+    "requests.memory",
+)
+_HUGEPAGES_FIELD_PREFIXES = ("limits.hugepages-", "requests.hugepages-")
+_BYTE_DIVISORS = ("1", "1k", "1M", "1G", "1T", "1P", "1E", "1Ki", "1Mi", "1Gi", "1Ti", "1Pi", "1Ei")
+# validateContainerResourceDivisor: the divisors each resource allows (as the canonical quantity), and its noun.
+_DIVISORS: dict[str, tuple[tuple[str, ...], str]] = {
+    "cpu": (("1m", "1"), "the cpu resource"),
+    "memory": (_BYTE_DIVISORS, "the memory resource"),
+    "ephemeral-storage": (_BYTE_DIVISORS, "the local ephemeral storage resource"),
+    "hugepages": (_BYTE_DIVISORS, "the hugepages resource"),
+}
+_ENV_SOURCES = ("fieldRef", "resourceFieldRef", "configMapKeyRef", "secretKeyRef")
+
+
+def _validate_env_source(env: dict[str, Any], path: str) -> list[FieldError]:
+    """validateEnvVarValueFrom: one source and no ``value`` beside it; a resourceFieldRef the node can resolve."""
+    source = env.get("valueFrom")
+    if not isinstance(source, dict):
+        return []
+    errors: list[FieldError] = []
+    ref = source.get("resourceFieldRef")
+    if isinstance(ref, dict):
+        errors.extend(_validate_resource_field_ref(ref, f"{path}.resourceFieldRef"))
+    sources = sum(1 for name in _ENV_SOURCES if source.get(name) is not None)
+    if sources == 0:
+        detail = "must specify one of: `fieldRef`, `resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`"
+        errors.append(FieldError("Invalid", path, "", detail))
+    elif env.get("value"):
+        errors.append(FieldError("Invalid", path, "", "may not be specified when `value` is not empty"))
+    elif sources > 1:
+        errors.append(FieldError("Invalid", path, "", "may not have more than one field specified at a time"))
+    return errors
+
+
+def _validate_resource_field_ref(ref: dict[str, Any], path: str) -> list[FieldError]:
+    """validateContainerResourceFieldSelector and validateContainerResourceDivisor, for env."""
+    errors: list[FieldError] = []
+    resource = ref.get("resource") or ""
+    if not resource:
+        errors.append(FieldError("Required", f"{path}.resource"))
+    elif resource not in _RESOURCE_FIELD_PATHS and not resource.startswith(_HUGEPAGES_FIELD_PREFIXES):
+        errors.append(FieldError("NotSupported", f"{path}.resource", resource, supported=_RESOURCE_FIELD_PATHS))
+    divisor = ref.get("divisor")
+    try:
+        if divisor is None or parse_quantity(divisor) == 0:
+            return errors
+        written = canonical_quantity(divisor)
+    except QuantityError:
+        return errors  # refused when the body was decoded
+    name = resource.split(".", 1)[-1]
+    kind = "hugepages" if resource.startswith(_HUGEPAGES_FIELD_PREFIXES) else name
+    if resource in _RESOURCE_FIELD_PATHS or kind == "hugepages":
+        allowed, noun = _DIVISORS[kind]
+        if written not in allowed:
+            detail = f"only divisor's values {' and '.join(allowed) if kind == 'cpu' else ', '.join(allowed)}"
+            errors.append(FieldError("Invalid", f"{path}.divisor", resource, f"{detail} are supported with {noun}"))
     return errors
 
 
@@ -511,6 +613,7 @@ def canonicalize_quantities(resource: str, obj: dict[str, Any]) -> None:
                 resources = container.get("resources") if isinstance(container, dict) else None
                 if isinstance(resources, dict):
                     maps.extend((resources.get("requests"), resources.get("limits")))
+                _canonicalize_divisors(container)
     elif resource == "resourcequotas":
         status = obj.get("status") or {}
         maps = [(obj.get("spec") or {}).get("hard"), status.get("hard"), status.get("used")]
@@ -524,6 +627,21 @@ def canonicalize_quantities(resource: str, obj: dict[str, Any]) -> None:
                 quantities[name] = canonical_quantity(value)
             except QuantityError:
                 continue
+
+
+def _canonicalize_divisors(container: Any) -> None:
+    """Write each env resourceFieldRef's divisor canonical; an unset one as "0".
+
+    ResourceFieldSelector.Divisor is a Quantity struct, not a pointer: ``omitempty`` cannot drop
+    it, so the server writes an unset divisor as the zero Quantity, ``"0"`` (which means 1).
+    """
+    env = container.get("env") if isinstance(container, dict) else None
+    for item in env if isinstance(env, list) else []:
+        source = item.get("valueFrom") if isinstance(item, dict) else None
+        ref = source.get("resourceFieldRef") if isinstance(source, dict) else None
+        if isinstance(ref, dict):
+            with contextlib.suppress(QuantityError):
+                ref["divisor"] = "0" if ref.get("divisor") is None else canonical_quantity(ref["divisor"])
 
 
 def validate(resource: str, obj: dict[str, Any]) -> None:
