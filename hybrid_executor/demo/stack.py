@@ -141,6 +141,12 @@ class DemoStack:
                 "task_queued_timeout": "300",
             },
             "dag_processor": {"refresh_interval": "10"},
+            # Free ports rather than the fixed defaults (8793, 8794), so that a second stack, or
+            # anything else on this machine, cannot collide with the log servers.
+            "logging": {
+                "worker_log_server_port": str(free_port()),
+                "trigger_log_server_port": str(free_port()),
+            },
             "celery": {"worker_concurrency": str(self.celery_concurrency)},
             "kubernetes_executor": {
                 "in_cluster": "False",

@@ -122,3 +122,19 @@ def test_ctrl_c_during_a_run_stops_everything(run_demo: Callable[..., DemoComman
     assert "Interrupted: stopping the stack." in demo.output
     assert "outlived the shutdown" not in demo.output
     assert processes_using(demo.folder) == []
+
+
+def test_a_dag_file_that_does_not_import_stops_the_demo_with_its_error(
+    run_demo: Callable[..., DemoCommand], tmp_path: Path
+) -> None:
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    (dags / "broken.py").write_text(
+        "from airflow.sdk import dag\n\nraise ValueError('no such table: mistyped_config')\n"
+    )
+    demo = run_demo("--dags-folder", dags, "--dag-id", "broken")
+    assert demo.wait(300) == 1
+    assert "error: the DAGs folder has import errors:" in demo.output
+    assert "no such table: mistyped_config" in demo.output
+    assert "outlived the shutdown" not in demo.output
+    assert processes_using(demo.folder) == []
