@@ -161,17 +161,71 @@ class KubeApi:
         """Close the connection pool."""
         self.core.api_client.close()
 
+    # --- the cluster ---------------------------------------------------------------------------
+
+    def server_version(self) -> str:
+        """The API server's ``gitVersion`` (``GET /version``)."""
+        try:
+            info = client.VersionApi(self.core.api_client).get_code(_request_timeout=self._timeout)
+        except Exception as error:
+            raise classify(error) from error
+        return str(info.git_version)
+
+    def namespace_exists(self, name: str) -> bool:
+        """Whether the namespace exists (NOT_FOUND is False; any other error is raised)."""
+        try:
+            response = self.core.read_namespace(name, _preload_content=False, _request_timeout=self._timeout)
+            _read_json(response)
+        except Exception as error:
+            classified = classify(error)
+            if classified.kind is ApiErrorKind.NOT_FOUND:
+                return False
+            raise classified from error
+        return True
+
+    def may(self, verb: str, resource: str, namespace: str, subresource: str = "") -> tuple[bool, str]:
+        """Whether the caller may do ``verb`` on ``resource`` in ``namespace`` (a SelfSubjectAccessReview).
+
+        Returns (allowed, the authorizer's reason, which may be empty).
+        """
+        review = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SelfSubjectAccessReview",
+            "spec": {
+                "resourceAttributes": {
+                    "namespace": namespace,
+                    "verb": verb,
+                    "group": "",
+                    "resource": resource,
+                    "subresource": subresource,
+                }
+            },
+        }
+        try:
+            response = client.AuthorizationV1Api(self.core.api_client).create_self_subject_access_review(
+                review, _preload_content=False, _request_timeout=self._timeout
+            )
+            answer = _read_json(response)
+        except Exception as error:
+            raise classify(error) from error
+        status = answer.get("status") or {}
+        return bool(status.get("allowed")), str(status.get("reason") or status.get("evaluationError") or "")
+
     # --- pods ----------------------------------------------------------------------------------
 
-    def create_pod(self, pod: V1Pod | Mapping[str, Any]) -> dict[str, Any]:
-        """Create ``pod`` in its ``metadata.namespace``; the created pod as raw JSON."""
+    def create_pod(self, pod: V1Pod | Mapping[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+        """Create ``pod`` in its ``metadata.namespace``; the created pod as raw JSON.
+
+        ``dry_run``: the server validates and admits the pod (``dryRun=All``) but stores nothing.
+        """
         try:
             body = self.core.api_client.sanitize_for_serialization(pod)
             namespace = (body.get("metadata") or {}).get("namespace")
             if not namespace:
                 raise ValueError("the pod has no metadata.namespace")
+            extra = {"dry_run": "All"} if dry_run else {}
             response = self.core.create_namespaced_pod(
-                namespace, body, _preload_content=False, _request_timeout=self._timeout
+                namespace, body, _preload_content=False, _request_timeout=self._timeout, **extra
             )
             created: dict[str, Any] = _read_json(response)
         except Exception as error:

@@ -24,9 +24,9 @@ from hybrid_executor.kubernetes.api import KubeApi, KubeApiError
 from hybrid_executor.kubernetes.cleanup import PodDeleter
 from hybrid_executor.kubernetes.launcher import LaunchRequest, LaunchResult, PodLauncher
 from hybrid_executor.kubernetes.pods import (
-    PodContext,
+    base_pod_template,
     build_worker_pod,
-    load_pod_template,
+    pod_context_for,
     pod_name_for,
     scheduler_job_labels,
     selector_for_scheduler,
@@ -160,29 +160,15 @@ class KubernetesPodExecutor(BaseExecutor):
 
     def _build_pod(self, workload: workloads.ExecuteTask) -> V1Pod:
         """Runs on a launcher thread: template (cached), pod_override merge, mutation hook."""
-        settings = self.settings
-        queue_name = workload.ti.queue
-        context = PodContext(
-            namespace=settings.namespace_for(queue_name),
-            scheduler_job_id=self.scheduler_job_id,
-            image=settings.image,
-            base_pod=self._template(settings.pod_template_file_for(queue_name)),
-            allowed_namespaces=settings.namespaces(),
-        )
+        context = pod_context_for(self.settings, workload.ti.queue, self.scheduler_job_id, self._template)
         return build_worker_pod(workload, context)
 
     def _template(self, path: str | None) -> V1Pod:
-        from kubernetes.client import V1Container, V1ObjectMeta, V1Pod, V1PodSpec
-
         if path is None:
-            # No template anywhere: the stock executor's minimal worker pod.
-            return V1Pod(
-                metadata=V1ObjectMeta(),
-                spec=V1PodSpec(restart_policy="Never", containers=[V1Container(name="base")]),
-            )
+            return base_pod_template(None)
         with self._templates_lock:
             if path not in self._templates:
-                self._templates[path] = load_pod_template(path)
+                self._templates[path] = base_pod_template(path)
             return self._templates[path]
 
     def _track(self, key: TaskInstanceKey, namespace: str, name: str) -> _Tracked:

@@ -45,7 +45,11 @@ from kubernetes.client import Configuration
 from kubernetes.client import models as k8s
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from airflow.executors.workloads import ExecuteTask
+
+    from hybrid_executor.settings import KubernetesSettings
 
 __all__ = [
     "ANNOTATION_TASK_INSTANCE_ID",
@@ -54,8 +58,10 @@ __all__ = [
     "MANAGED_BY",
     "PodBuildError",
     "PodContext",
+    "base_pod_template",
     "build_worker_pod",
     "load_pod_template",
+    "pod_context_for",
     "pod_name_for",
     "redact_token",
     "redacted_pod_summary",
@@ -364,6 +370,32 @@ def load_pod_template(path: str) -> k8s.V1Pod:
         raise PodBuildError(f"pod template file {path!r} is not a valid Pod: {error}; {fix}") from None
     _share_configuration(pod)
     return pod
+
+
+def base_pod_template(path: str | None) -> k8s.V1Pod:
+    """The pod a queue's pods start from: its template file, or without one the stock executor's minimal pod."""
+    if path is None:
+        return k8s.V1Pod(
+            metadata=k8s.V1ObjectMeta(),
+            spec=k8s.V1PodSpec(restart_policy="Never", containers=[k8s.V1Container(name="base")]),
+        )
+    return load_pod_template(path)
+
+
+def pod_context_for(
+    settings: KubernetesSettings,
+    queue: str | None,
+    scheduler_job_id: str,
+    template: Callable[[str | None], k8s.V1Pod] = base_pod_template,
+) -> PodContext:
+    """Where and from what the pod of a task on ``queue`` is built (``template`` may cache the files)."""
+    return PodContext(
+        namespace=settings.namespace_for(queue),
+        scheduler_job_id=scheduler_job_id,
+        image=settings.image,
+        base_pod=template(settings.pod_template_file_for(queue)),
+        allowed_namespaces=settings.namespaces(),
+    )
 
 
 def _describe(key: TaskInstanceKey) -> str:

@@ -1,0 +1,1 @@
+"""The ``airflow hybrid ...`` commands; ``hybrid_executor.cli`` declares them, these modules run them."""

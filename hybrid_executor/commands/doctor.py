@@ -1,0 +1,287 @@
+"""``airflow hybrid doctor``: is this scheduler ready to run tasks on both routes? One screen of checks.
+
+Each check says PASS, WARN or FAIL, what it saw, and on FAIL the fix. The checks go in the order
+a task meets the pieces: settings and pod templates, the Celery broker, the Kubernetes API, the
+worker namespaces, the scheduler identity's permissions there (SelfSubjectAccessReview), each
+Kubernetes queue's pod as the executor builds it (a server-side dry-run create, so the API's
+own 422 shows before any task runs), and the execution API URL that pods will call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from hybrid_executor.commands.common import kube_api, settings, workload_for
+from hybrid_executor.settings import SettingsError
+
+if TYPE_CHECKING:
+    import argparse
+
+    from hybrid_executor.kubernetes.api import KubeApi
+    from hybrid_executor.settings import HybridSettings
+
+Status = Literal["PASS", "WARN", "FAIL"]
+
+# What the scheduler does to pods (see docs/real-cluster.md), and what the api-server reads.
+SCHEDULER_VERBS = ("create", "get", "list", "watch", "patch", "delete")
+_EXECUTION_API_ENV = "AIRFLOW__CORE__EXECUTION_API_SERVER_URL"
+_LOOPBACK = ("localhost", "127.0.0.1", "::1", "0.0.0.0")  # noqa: S104 - compared with, not bound to
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: Status
+    detail: str
+    fix: str = ""
+
+
+class _Doctor:
+    def __init__(self) -> None:
+        self.checks: list[Check] = []
+        self.settings: HybridSettings | None = None
+        self.api: KubeApi | None = None
+
+    def add(self, name: str, status: Status, detail: str, fix: str = "") -> None:
+        self.checks.append(Check(name, status, detail, fix))
+
+    def run(self) -> list[Check]:
+        self.check_settings()
+        if self.settings is not None:
+            self.check_pod_templates()
+        self.check_broker()
+        if self.settings is None:
+            self.add("kubernetes", "WARN", "not checked: the settings do not parse (see above)")
+            return self.checks
+        self.check_api()
+        if self.api is not None:
+            self.check_namespaces()
+            self.check_permissions()
+            self.check_dry_run()
+        self.check_execution_api_url()
+        return self.checks
+
+    # --- settings -------------------------------------------------------------------------
+
+    def check_settings(self) -> None:
+        try:
+            self.settings = settings()
+        except SettingsError as error:
+            self.add("settings", "FAIL", str(error), "correct the option as the message says")
+            return
+        queues = ", ".join(sorted(self.settings.kubernetes.queues))
+        self.add("settings", "PASS", f"[hybrid_executor] and [kubernetes_executor] parse; Kubernetes queues: {queues}")
+
+    def check_pod_templates(self) -> None:
+        from hybrid_executor.kubernetes.pods import PodBuildError, base_pod_template
+
+        assert self.settings is not None
+        for queue in sorted(self.settings.kubernetes.queues):
+            path = self.settings.kubernetes.pod_template_file_for(queue)
+            try:
+                base_pod_template(path)
+            except PodBuildError as error:
+                fix = "point the queue's pod_template_file (or [kubernetes_executor]'s) at a Pod manifest"
+                self.add("pod template", "FAIL", f"queue {queue}: {error}", fix)
+                continue
+            self.add("pod template", "PASS", f"queue {queue}: {path or 'none set: the minimal worker pod'}")
+
+    # --- celery ---------------------------------------------------------------------------
+
+    def check_broker(self) -> None:
+        from airflow.configuration import conf
+        from kombu.connection import Connection
+
+        url = conf.get("celery", "broker_url", fallback=None)
+        if not url:
+            self.add("celery broker", "FAIL", "[celery] broker_url is not set", "set [celery] broker_url")
+            return
+        with Connection(url, connect_timeout=5) as connection:  # type: ignore[no-untyped-call]
+            shown = _without_password(url)
+            try:
+                connection.ensure_connection(max_retries=1, timeout=5)
+            except Exception as error:
+                fix = "start the broker, or set [celery] broker_url to where it runs"
+                self.add("celery broker", "FAIL", f"{shown} does not answer: {error}", fix)
+                return
+        self.add("celery broker", "PASS", f"{shown} answers")
+
+    # --- kubernetes -----------------------------------------------------------------------
+
+    def check_api(self) -> None:
+        from hybrid_executor.kubernetes.errors import KubeApiError
+
+        assert self.settings is not None
+        where = "in-cluster config" if self.settings.kubernetes.in_cluster else "kubeconfig"
+        try:
+            api = kube_api(self.settings)
+            version = api.server_version()
+        except (KubeApiError, OSError, ValueError, Exception) as error:
+            fix = (
+                "check [kubernetes_executor] in_cluster, config_file and cluster_context, and that the API "
+                "server is reachable from here"
+            )
+            self.add("kubernetes api", "FAIL", f"not reachable with the {where}: {_first_line(error)}", fix)
+            return
+        self.api = api
+        host = api.core.api_client.configuration.host
+        self.add("kubernetes api", "PASS", f"{host} answers, version {version} ({where})")
+
+    def check_namespaces(self) -> None:
+        from hybrid_executor.kubernetes.errors import ApiErrorKind, KubeApiError
+
+        assert self.settings is not None
+        assert self.api is not None
+        for namespace in sorted(self.settings.kubernetes.namespaces()):
+            try:
+                exists = self.api.namespace_exists(namespace)
+            except KubeApiError as error:
+                if error.code == 403 or error.kind is ApiErrorKind.RETRYABLE:
+                    why = "may not read namespaces" if error.code == 403 else _first_line(error)
+                    self.add("namespace", "WARN", f"{namespace}: cannot tell whether it exists ({why})")
+                    continue
+                raise
+            if exists:
+                self.add("namespace", "PASS", f"{namespace} exists")
+            else:
+                self.add("namespace", "FAIL", f"{namespace} does not exist", f"kubectl create namespace {namespace}")
+
+    def check_permissions(self) -> None:
+        from hybrid_executor.kubernetes.errors import KubeApiError
+
+        assert self.settings is not None
+        assert self.api is not None
+        for namespace in sorted(self.settings.kubernetes.namespaces()):
+            try:
+                denied = [verb for verb in SCHEDULER_VERBS if not self.api.may(verb, "pods", namespace)[0]]
+                logs_allowed = self.api.may("get", "pods", namespace, subresource="log")[0]
+            except KubeApiError as error:
+                self.add("permissions", "WARN", f"{namespace}: cannot ask the API ({_first_line(error)})")
+                continue
+            if denied:
+                verbs = ", ".join(SCHEDULER_VERBS)
+                fix = (
+                    f"bind this identity to a Role in {namespace} with verbs [{verbs}] on pods "
+                    "(docs/real-cluster.md has the YAML)"
+                )
+                self.add("permissions", "FAIL", f"{namespace}: may not {', '.join(denied)} pods", fix)
+            else:
+                self.add("permissions", "PASS", f"{namespace}: may {', '.join(SCHEDULER_VERBS)} pods")
+            if not logs_allowed:
+                self.add(
+                    "permissions",
+                    "WARN",
+                    f"{namespace}: may not get pods/log; the api-server needs it to show running tasks' logs",
+                )
+
+    def check_dry_run(self) -> None:
+        from hybrid_executor.kubernetes.errors import KubeApiError
+        from hybrid_executor.kubernetes.pods import PodBuildError, build_worker_pod, pod_context_for
+
+        assert self.settings is not None
+        assert self.api is not None
+        for queue in sorted(self.settings.kubernetes.queues):
+            workload = workload_for("hybrid-doctor", "dry-run", "doctor", queue=queue)
+            try:
+                context = pod_context_for(self.settings.kubernetes, queue, "doctor")
+                pod = build_worker_pod(workload, context)
+                self.api.create_pod(pod, dry_run=True)
+            except PodBuildError as error:
+                self.add("dry-run pod", "FAIL", f"queue {queue}: {error}", "fix the queue's pod template")
+                continue
+            except KubeApiError as error:
+                fix = "fix the queue's pod template (or [kubernetes_executor] worker_container_repository/tag)"
+                if error.code == 403:
+                    fix = "see the permissions and namespace checks above"
+                self.add("dry-run pod", "FAIL", f"queue {queue}: the API refused the pod: {error}", fix)
+                continue
+            self.add("dry-run pod", "PASS", f"queue {queue}: a dry-run create in {context.namespace} is accepted")
+
+    # --- execution api --------------------------------------------------------------------
+
+    def check_execution_api_url(self) -> None:
+        from airflow.configuration import conf
+
+        from hybrid_executor.kubernetes.pods import PodBuildError, base_pod_template
+
+        assert self.settings is not None
+        configured = conf.get("core", "execution_api_server_url", fallback=None) or ""
+        for queue in sorted(self.settings.kubernetes.queues):
+            try:
+                template = base_pod_template(self.settings.kubernetes.pod_template_file_for(queue))
+            except PodBuildError:
+                continue  # reported by the pod template check
+            url, source = _template_env(template, _EXECUTION_API_ENV), "the pod template's env"
+            if not url:
+                url, source = configured, "[core] execution_api_server_url (pods read it only if their image has it)"
+            if not url:
+                fix = (
+                    f"set {_EXECUTION_API_ENV} in the pod template's env to the api-server's URL, "
+                    "e.g. http://airflow-api-server:8080/execution/"
+                )
+                self.add("execution api", "FAIL", f"queue {queue}: pods get no execution API URL", fix)
+            elif (urlsplit(url).hostname or "") in _LOOPBACK:
+                self.add(
+                    "execution api",
+                    "WARN",
+                    f"queue {queue}: {url} (from {source}) is a loopback address: in a real cluster a pod "
+                    "reaches only itself there",
+                )
+            else:
+                self.add("execution api", "PASS", f"queue {queue}: pods call {url} (from {source})")
+
+
+def _template_env(pod: Any, name: str) -> str:
+    for container in (pod.spec.containers if pod.spec else None) or []:
+        if container.name == "base" or container is pod.spec.containers[0]:
+            for env in container.env or []:
+                if env.name == name and env.value:
+                    return str(env.value)
+    return ""
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0][:300]
+
+
+def run_checks() -> list[Check]:
+    return _Doctor().run()
+
+
+def format_checks(checks: list[Check]) -> Iterator[str]:
+    width = max((len(check.name) for check in checks), default=0)
+    for check in checks:
+        yield f"{check.status}  {check.name.ljust(width)}  {check.detail}"
+        if check.fix and check.status != "PASS":
+            yield f"{' ' * (6 + width)}  fix: {check.fix}"
+    counts = {status: sum(check.status == status for check in checks) for status in ("PASS", "WARN", "FAIL")}
+    yield f"{counts['PASS']} passed, {counts['WARN']} warnings, {counts['FAIL']} failed"
+
+
+def doctor(args: argparse.Namespace, out: Callable[[str], None] = print) -> None:
+    # What Airflow and the clients log while checking goes to stderr: stdout is the report alone.
+    with contextlib.redirect_stdout(sys.stderr):
+        checks = run_checks()
+    failed = any(check.status == "FAIL" for check in checks)
+    if getattr(args, "json", False):
+        out(json.dumps({"ok": not failed, "checks": [asdict(check) for check in checks]}, indent=2))
+    else:
+        for line in format_checks(checks):
+            out(line)
+    if failed:
+        sys.exit(1)

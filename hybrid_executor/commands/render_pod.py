@@ -1,0 +1,105 @@
+"""``airflow hybrid render-pod DAG_ID TASK_ID``: the exact pod the executor would create for a task, as YAML.
+
+The DAG is parsed from its bundle as ``airflow kubernetes generate-dag-yaml`` parses it, and the
+pod is built by the executor's own code (template, dynamic pod, pod_override, mutation hook, our
+identity), so what prints is what the scheduler would send, but for the workload's token, which
+a render never has: ``***`` stands in its place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from hybrid_executor.commands.common import CommandError, settings, workload_for
+from hybrid_executor.kubernetes.pods import redact_token
+
+if TYPE_CHECKING:
+    import argparse
+
+
+def render(dag_id: str, task_id: str, *, run_id: str, map_index: int, try_number: int) -> str:
+    from kubernetes.client import ApiClient
+
+    from hybrid_executor.kubernetes.pods import build_worker_pod, pod_context_for
+
+    current = settings()
+    if try_number < 1:
+        raise CommandError(f"--try-number must be 1 or more; got {try_number}")
+    dag, bundle_name = _parse_dag(dag_id)
+    if task_id not in dag.task_dict:
+        known = ", ".join(sorted(dag.task_dict)) or "none"
+        raise CommandError(f"DAG {dag_id!r} has no task {task_id!r}; its tasks: {known}")
+    task = dag.task_dict[task_id]
+    queue = str(task.queue)
+    if queue not in current.kubernetes.queues:
+        kubernetes_queues = ", ".join(sorted(current.kubernetes.queues))
+        raise CommandError(
+            f"{dag_id}.{task_id} is on queue {queue!r}, which goes to Celery: it gets no pod "
+            f"(the Kubernetes queues are: {kubernetes_queues})"
+        )
+    mapped = _is_mapped(task)
+    if mapped and map_index < 0:
+        raise CommandError(f"{dag_id}.{task_id} is mapped: say which instance with --map-index N")
+    if not mapped and map_index >= 0:
+        raise CommandError(f"{dag_id}.{task_id} is not mapped: leave out --map-index")
+    workload = workload_for(
+        dag_id,
+        task_id,
+        run_id,
+        queue=queue,
+        map_index=map_index,
+        try_number=try_number,
+        executor_config=_executor_config(task),
+        dag_rel_path=str(getattr(dag, "relative_fileloc", "") or ""),
+        bundle_name=bundle_name,
+    )
+    context = pod_context_for(current.kubernetes, queue, "render-pod")
+    pod = build_worker_pod(workload, context)
+    body = ApiClient().sanitize_for_serialization(pod)
+    return redact_token(yaml.safe_dump(body, sort_keys=False), workload.token)
+
+
+def _parse_dag(dag_id: str) -> tuple[Any, str]:
+    """The DAG from the first bundle that has it, parsed as the dag-processor parses it; nothing is written."""
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.dagbag import BundleDagBag
+
+    problems: list[str] = []
+    # Loading bundles and parsing log to stdout; the YAML must be all that stdout carries.
+    with contextlib.redirect_stdout(sys.stderr):
+        for bundle in DagBundlesManager().get_all_dag_bundles():  # type: ignore[no-untyped-call]
+            bundle.initialize()
+            bag = BundleDagBag(dag_folder=bundle.path, bundle_path=bundle.path, bundle_name=bundle.name)
+            if dag_id in bag.dags:
+                return bag.dags[dag_id], bundle.name
+            problems += [f"{path}: {error.strip().splitlines()[-1]}" for path, error in bag.import_errors.items()]
+    hint = ("; files that failed to import: " + "; ".join(problems)) if problems else ""
+    raise CommandError(f"no DAG {dag_id!r} in any DAG bundle{hint}")
+
+
+def _is_mapped(task: Any) -> bool:
+    return bool(getattr(task, "is_mapped", False)) or task.get_closest_mapped_task_group() is not None
+
+
+def _executor_config(task: Any) -> dict[str, Any] | None:
+    partial = getattr(task, "partial_kwargs", None)  # a MappedOperator keeps its arguments there
+    config = partial.get("executor_config") if partial is not None else task.executor_config
+    return dict(config) if config else None
+
+
+def render_pod(args: argparse.Namespace) -> None:
+    from hybrid_executor.kubernetes.pods import PodBuildError
+    from hybrid_executor.settings import SettingsError
+
+    try:
+        text = render(
+            args.dag_id, args.task_id, run_id=args.run_id, map_index=args.map_index, try_number=args.try_number
+        )
+    except (CommandError, PodBuildError, SettingsError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
+    print(text, end="")

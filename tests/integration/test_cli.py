@@ -1,0 +1,294 @@
+"""``airflow hybrid doctor | render-pod | cleanup-pods``, run as a user runs them: real ``airflow`` processes.
+
+Each command talks to the session's PostgreSQL and Redis and to the local Kubernetes API, with the
+executor settings of the test (``executor_config``), passed as ``AIRFLOW__*`` variables.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from hybrid_executor.kubernetes.pods import pod_name_for
+from hybrid_executor.testing.kube import LocalKubeAPI
+from hybrid_executor.testing.services import AirflowEnv, airflow_command
+
+pytestmark = pytest.mark.slow
+
+CLI_DAG = """
+from kubernetes.client import models as k8s
+
+OVERRIDE = {"pod_override": k8s.V1Pod(spec=k8s.V1PodSpec(containers=[
+    k8s.V1Container(name="base", env=[k8s.V1EnvVar(name="FROM_OVERRIDE", value="yes")]),
+]))}
+
+
+@dag(schedule=None, start_date=pendulum.datetime(2026, 1, 1), catchup=False)
+def cli_render():
+    @task(queue="kubernetes", executor_config=OVERRIDE)
+    def in_pod():
+        pass
+
+    @task
+    def on_celery():
+        pass
+
+    @task(queue="kubernetes")
+    def mapped_in_pod(x):
+        pass
+
+    in_pod() >> on_celery() >> mapped_in_pod.expand(x=[1, 2])
+
+
+cli_render()
+"""
+
+
+def hybrid(airflow_environ: AirflowEnv, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """``airflow hybrid ARGS`` with the session's Airflow home and the test's executor settings."""
+    env = airflow_environ.subprocess_env() | {k: v for k, v in os.environ.items() if k.startswith("AIRFLOW__")}
+    return subprocess.run(
+        [*airflow_command(), "hybrid", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def _template(tmp_path: Path, **metadata: Any) -> Path:
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "worker", **metadata},
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [
+                {
+                    "name": "base",
+                    "image": "registry.example.com/airflow:3.3.2",
+                    "env": [
+                        {
+                            "name": "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
+                            "value": "http://airflow-api-server.airflow.svc:8080/execution/",
+                        }
+                    ],
+                }
+            ],
+        },
+    }
+    path = tmp_path / f"template-{len(list(tmp_path.glob('template-*')))}.yaml"
+    path.write_text(yaml.safe_dump(pod))
+    return path
+
+
+def test_the_commands_exist_whatever_executor_is_configured(airflow_environ: AirflowEnv) -> None:
+    result = hybrid(airflow_environ, "--help")
+    assert result.returncode == 0, result.stderr[-2000:]
+    for command in ("doctor", "render-pod", "cleanup-pods"):
+        assert command in result.stdout
+
+
+def test_doctor_passes_on_a_ready_setup(
+    airflow_environ: AirflowEnv, executor_config: Callable[..., None], namespace: str, tmp_path: Path
+) -> None:
+    executor_config("kubernetes_executor", "pod_template_file", str(_template(tmp_path)))
+
+    result = hybrid(airflow_environ, "doctor", "--json")
+
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    report = json.loads(result.stdout)  # stdout is the JSON alone
+    assert report["ok"] is True
+    statuses = {check["name"]: check["status"] for check in report["checks"]}
+    assert statuses == {
+        "settings": "PASS",
+        "pod template": "PASS",
+        "celery broker": "PASS",
+        "kubernetes api": "PASS",
+        "namespace": "PASS",
+        "permissions": "PASS",
+        "dry-run pod": "PASS",
+        "execution api": "PASS",
+    }, report["checks"]
+
+
+def test_doctor_names_each_problem_and_its_fix(
+    airflow_environ: AirflowEnv,
+    executor_config: Callable[..., None],
+    namespace: str,
+    tmp_path: Path,
+    kube_api: LocalKubeAPI,
+) -> None:
+    executor_config("kubernetes_executor", "pod_template_file", str(_template(tmp_path)))
+    bad_labels = _template(tmp_path, labels={"team": "data science"})  # a space: the API answers 422
+    executor_config(
+        "hybrid_executor",
+        "kubernetes_queues",
+        f"kubernetes, kubernetes-bad pod_template_file={bad_labels}, kubernetes-elsewhere namespace=no-such-namespace",
+    )
+    executor_config("celery", "broker_url", "redis://127.0.0.1:1/0")  # nothing listens on port 1
+
+    result = hybrid(airflow_environ, "doctor")
+
+    assert result.returncode == 1, result.stdout[-4000:] + result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    text = "\n".join(lines)
+
+    def line_of(start: str) -> int:
+        return next(i for i, line in enumerate(lines) if line.startswith(start))
+
+    broker = line_of("FAIL  celery broker")
+    assert "redis://127.0.0.1:1/0 does not answer" in lines[broker]
+    assert "fix: start the broker" in lines[broker + 1]
+    missing = line_of("FAIL  namespace       no-such-namespace does not exist")
+    assert "fix: kubectl create namespace no-such-namespace" in lines[missing + 1]
+    dry_run = line_of("FAIL  dry-run pod     queue kubernetes-bad")
+    assert 'metadata.labels: Invalid value: "data science"' in lines[dry_run]
+    assert "fix: fix the queue's pod template" in lines[dry_run + 1]
+    assert f"PASS  dry-run pod     queue kubernetes: a dry-run create in {namespace} is accepted" in text
+    assert "WARN  execution api   queue kubernetes:" not in text or "loopback" in text
+    assert lines[-1].endswith("failed")
+    assert " 0 failed" not in lines[-1]
+    # A dry run stores nothing.
+    assert kube_api.pods(namespace) == []
+
+
+def test_render_pod_prints_the_pod_the_executor_would_create(
+    airflow_environ: AirflowEnv,
+    executor_config: Callable[..., None],
+    namespace: str,
+    make_dag: Callable[[str, str], str],
+    kube_api: LocalKubeAPI,
+    tmp_path: Path,
+) -> None:
+    from airflow.models.taskinstancekey import TaskInstanceKey
+
+    make_dag("cli_render", CLI_DAG)
+    executor_config("kubernetes_executor", "pod_template_file", str(_template(tmp_path)))
+
+    result = hybrid(airflow_environ, "render-pod", "cli_render", "in_pod", "--run-id", "manual__1", "--try-number", "2")
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    pod = yaml.safe_load(result.stdout)  # stdout is the YAML alone
+    key = TaskInstanceKey("cli_render", "in_pod", "manual__1", 2, -1)
+    assert pod["metadata"]["name"] == pod_name_for(key)
+    assert pod["metadata"]["namespace"] == namespace
+    assert pod["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "hybrid-executor"
+    container = pod["spec"]["containers"][0]
+    assert {"name": "FROM_OVERRIDE", "value": "yes"} in container["env"]
+    workload = json.loads(container["args"][-1])
+    assert workload["token"] == "***"
+    assert workload["ti"]["try_number"] == 2
+    assert "eyJ" not in result.stdout
+    # What it prints is a pod the API accepts as it is.
+    from kubernetes.client import CoreV1Api
+
+    CoreV1Api(kube_api.api_client()).create_namespaced_pod(namespace, pod, dry_run="All")
+
+    mapped = hybrid(airflow_environ, "render-pod", "cli_render", "mapped_in_pod", "--map-index", "1")
+    assert mapped.returncode == 0, mapped.stderr[-3000:]
+    assert yaml.safe_load(mapped.stdout)["metadata"]["annotations"]["map_index"] == "1"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ("cli_render", "on_celery"),
+            "cli_render.on_celery is on queue 'default', which goes to Celery: it gets no pod",
+        ),
+        (("cli_render", "nope"), "DAG 'cli_render' has no task 'nope'; its tasks: in_pod, mapped_in_pod, on_celery"),
+        (("cli_render", "mapped_in_pod"), "cli_render.mapped_in_pod is mapped: say which instance with --map-index N"),
+        (("no_such_dag", "x"), "no DAG 'no_such_dag' in any DAG bundle"),
+    ],
+)
+def test_render_pod_says_why_it_cannot_render(
+    airflow_environ: AirflowEnv,
+    executor_config: Callable[..., None],
+    make_dag: Callable[[str, str], str],
+    args: tuple[str, str],
+    message: str,
+) -> None:
+    make_dag("cli_render", CLI_DAG)
+    result = hybrid(airflow_environ, "render-pod", *args)
+    assert result.returncode == 1
+    assert f"error: {message}" in result.stderr
+    assert result.stdout.strip() == ""
+
+
+def _pod(name: str, script: str, labels: dict[str, str]) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [{"name": "base", "image": "busybox:1.36", "command": ["sh", "-c", script]}],
+        },
+    }
+
+
+def test_cleanup_pods_deletes_only_our_finished_pods(
+    airflow_environ: AirflowEnv, executor_config: Callable[..., None], namespace: str, kube_api: LocalKubeAPI
+) -> None:
+    from kubernetes.client import CoreV1Api
+
+    ours = {"app.kubernetes.io/managed-by": "hybrid-executor"}
+    core = CoreV1Api(kube_api.api_client())
+    for pod in (
+        _pod("ours-succeeded", "exit 0", ours),
+        _pod("ours-failed", "exit 3", ours),
+        _pod("ours-running", "sleep 60", ours),
+        _pod("not-ours-succeeded", "exit 0", {"app": "other"}),
+    ):
+        core.create_namespaced_pod(namespace, pod)
+    deadline = time.monotonic() + 30
+    wanted = {"ours-succeeded": "Succeeded", "ours-failed": "Failed", "ours-running": "Running"}
+    while {
+        name: p["status"].get("phase") for name, p in _pods(kube_api, namespace).items() if name in wanted
+    } != wanted:
+        assert time.monotonic() < deadline, _pods(kube_api, namespace)
+        time.sleep(0.2)
+
+    dry = hybrid(airflow_environ, "cleanup-pods", "--dry-run", "--older-than", "0s")
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    assert f"would delete {namespace}/ours-succeeded (Succeeded" in dry.stdout
+    assert "Would delete 2 finished pods (1 Failed, 1 Succeeded)" in dry.stdout
+    assert set(_pods(kube_api, namespace)) == {"ours-succeeded", "ours-failed", "ours-running", "not-ours-succeeded"}
+
+    recent = hybrid(airflow_environ, "cleanup-pods", "--older-than", "1h")
+    assert "Deleted 0 finished pods (none)" in recent.stdout
+    assert "kept 2 finished less than 1h ago and 1 not finished" in recent.stdout
+
+    done = hybrid(airflow_environ, "cleanup-pods", "--older-than", "0s")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Deleted 2 finished pods (1 Failed, 1 Succeeded)" in done.stdout
+    deadline = time.monotonic() + 30
+    while {"ours-succeeded", "ours-failed"} & set(_pods(kube_api, namespace)):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert set(_pods(kube_api, namespace)) == {"ours-running", "not-ours-succeeded"}
+
+    wrong = hybrid(airflow_environ, "cleanup-pods", "--older-than", "soon")
+    assert wrong.returncode == 1
+    assert "error: --older-than must be a duration such as 90s, 30m, 2h or 1d; got 'soon'" in wrong.stderr
+
+
+def _pods(kube_api: LocalKubeAPI, namespace: str) -> dict[str, dict[str, Any]]:
+    return {pod["metadata"]["name"]: pod for pod in kube_api.pods(namespace)}
+
+
+def test_doctor_never_shows_the_brokers_password(
+    airflow_environ: AirflowEnv, executor_config: Callable[..., None], namespace: str
+) -> None:
+    executor_config("celery", "broker_url", "redis://:hunter2-secret@127.0.0.1:1/0")
+    result = hybrid(airflow_environ, "doctor")
+    assert "redis://:***@127.0.0.1:1/0 does not answer" in result.stdout
+    assert "hunter2" not in result.stdout + result.stderr
