@@ -292,3 +292,34 @@ def test_doctor_never_shows_the_brokers_password(
     result = hybrid(airflow_environ, "doctor")
     assert "redis://:***@127.0.0.1:1/0 does not answer" in result.stdout
     assert "hunter2" not in result.stdout + result.stderr
+
+
+def test_doctor_names_each_verb_the_scheduler_may_not_use(
+    airflow_environ: AirflowEnv,
+    executor_config: Callable[..., None],
+    namespace: str,
+    tmp_path: Path,
+    kube_api: LocalKubeAPI,
+) -> None:
+    executor_config("kubernetes_executor", "pod_template_file", str(_template(tmp_path)))
+    rules = [
+        kube_api.authorization.deny("delete", "pods", namespace=namespace),
+        kube_api.authorization.deny("patch", "pods", namespace=namespace),
+        kube_api.authorization.deny("get", "pods/log", namespace=namespace),
+    ]
+    try:
+        result = hybrid(airflow_environ, "doctor", "--json")
+    finally:
+        for rule in rules:
+            kube_api.authorization.remove(rule)
+
+    assert result.returncode == 1
+    checks = [check for check in json.loads(result.stdout)["checks"] if check["name"] == "permissions"]
+    assert checks[0]["status"] == "FAIL"
+    assert checks[0]["detail"] == f"{namespace}: may not patch, delete pods"
+    assert (
+        f"bind this identity to a Role in {namespace} with verbs [create, get, list, watch, patch, delete]"
+        in (checks[0]["fix"])
+    )
+    assert checks[1]["status"] == "WARN"
+    assert "may not get pods/log" in checks[1]["detail"]

@@ -232,14 +232,24 @@ class Cluster:
 
     # --- shared verbs --------------------------------------------------------------------
 
-    def create(self, resource: str, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
-        if resource == "pods":
-            return self.create_pod(namespace, body)
-        if resource == "resourcequotas":
-            return self.create_resource_quota(namespace, body)
-        return self.create_namespace(body)
+    # Each takes ``dry_run``: the whole verb runs (defaulting, validation, admission, quota, name
+    # generation) and answers what it would have stored, but the store commits nothing.
 
-    def delete(self, resource: str, namespace: str, name: str, options: dict[str, Any]) -> dict[str, Any]:
+    def create(self, resource: str, namespace: str, body: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+        with self.store.dry_run(dry_run):
+            if resource == "pods":
+                return self.create_pod(namespace, body)
+            if resource == "resourcequotas":
+                return self.create_resource_quota(namespace, body)
+            return self.create_namespace(body)
+
+    def delete(
+        self, resource: str, namespace: str, name: str, options: dict[str, Any], *, dry_run: bool = False
+    ) -> dict[str, Any]:
+        with self.store.dry_run(dry_run):
+            return self._delete(resource, namespace, name, options)
+
+    def _delete(self, resource: str, namespace: str, name: str, options: dict[str, Any]) -> dict[str, Any]:
         if resource == "pods":
             return self.delete_pod(namespace, name, options.get("gracePeriodSeconds"), options.get("preconditions"))
         if resource == "namespaces":
@@ -249,7 +259,21 @@ class Cluster:
         return self._delete_gracefully(resource, obj, 0)
 
     def patch(
-        self, resource: str, namespace: str, name: str, content_type: str, body: bytes, subresource: str = ""
+        self,
+        resource: str,
+        namespace: str,
+        name: str,
+        content_type: str,
+        body: bytes,
+        subresource: str = "",
+        *,
+        dry_run: bool = False,
+    ) -> dict[str, Any]:
+        with self.store.dry_run(dry_run):
+            return self._patch(resource, namespace, name, content_type, body, subresource)
+
+    def _patch(
+        self, resource: str, namespace: str, name: str, content_type: str, body: bytes, subresource: str
     ) -> dict[str, Any]:
         original = self.store.get(resource, namespace, name)
         patched = patching.apply_patch(content_type, original, body)
@@ -263,7 +287,20 @@ class Cluster:
         return self._update(resource, original, patched, subresource)
 
     def replace(
-        self, resource: str, namespace: str, name: str, body: dict[str, Any], subresource: str = ""
+        self,
+        resource: str,
+        namespace: str,
+        name: str,
+        body: dict[str, Any],
+        subresource: str = "",
+        *,
+        dry_run: bool = False,
+    ) -> dict[str, Any]:
+        with self.store.dry_run(dry_run):
+            return self._replace(resource, namespace, name, body, subresource)
+
+    def _replace(
+        self, resource: str, namespace: str, name: str, body: dict[str, Any], subresource: str
     ) -> dict[str, Any]:
         original = self.store.get(resource, namespace, name)
         body_metadata = body.setdefault("metadata", {})

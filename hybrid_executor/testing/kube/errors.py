@@ -200,7 +200,9 @@ def _render_value(value: Any) -> str:
         return "null"
     if isinstance(value, (int, float)):
         return str(value)
-    return json.dumps(value, sort_keys=True)
+    # Anything else is written as Go's json.Marshal writes it: compact, HTML characters escaped.
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def invalid(kind: str, name: str, errors: list[FieldError], group: str = "") -> ApiError:

@@ -13,6 +13,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
+from hybrid_executor.testing.kube.authorization import Authorizer
 from hybrid_executor.testing.kube.faults import FaultInjector
 from hybrid_executor.testing.kube.kubelet import KubeletConfig
 from hybrid_executor.testing.kube.server import KubeApiServer
@@ -23,8 +24,10 @@ T = TypeVar("T")
 class LocalKubeAPI:
     """Start with ``start()`` or ``with``; then point any client at ``kubeconfig`` (or ``url``).
 
-    ``faults`` adds error answers, latency, resets and cut watches; the inspection methods read
-    the server's state as it is, from its own thread, without going through HTTP.
+    ``faults`` adds error answers, latency, resets and cut watches; ``authorization`` takes
+    permissions away from the caller (``system:admin``, who may otherwise do anything), so that
+    requests answer 403 and SelfSubjectAccessReviews say no; the inspection methods read the
+    server's state as it is, from its own thread, without going through HTTP.
     """
 
     def __init__(
@@ -44,6 +47,7 @@ class LocalKubeAPI:
             kubeconfig = Path(self._own_dir.name) / "kubeconfig"
         self.kubeconfig = Path(kubeconfig)
         self.faults = FaultInjector(fault_seed)
+        self.authorization = Authorizer()
         kubelet_config = (KubeletConfig() if kubelet else None) if isinstance(kubelet, bool) else kubelet
         self.server = KubeApiServer(
             host,
@@ -53,6 +57,7 @@ class LocalKubeAPI:
             bookmark_interval=bookmark_interval,
             kubeconfig=self.kubeconfig,
             faults=self.faults,
+            authorization=self.authorization,
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None

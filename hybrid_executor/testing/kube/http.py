@@ -20,10 +20,21 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from hybrid_executor.testing.kube.authorization import (
+    AUTHORIZATION_GROUP,
+    AUTHORIZATION_GROUP_INFO,
+    AUTHORIZATION_RESOURCES,
+    REVIEW_PATH,
+    Authorizer,
+    forbidden_error,
+    request_attributes,
+    review_access,
+)
 from hybrid_executor.testing.kube.cluster import Cluster
 from hybrid_executor.testing.kube.errors import ApiError, FieldError, bad_request, invalid, method_not_allowed
 from hybrid_executor.testing.kube.faults import Decision, FaultInjector
 from hybrid_executor.testing.kube.listing import parse_revision
+from hybrid_executor.testing.kube.patching import patch_media_type
 from hybrid_executor.testing.kube.selectors import parse_field_selector, parse_label_selector
 from hybrid_executor.testing.kube.validation import KINDS, decode
 
@@ -39,6 +50,11 @@ _GONE_POLL = 1.0  # seconds: how often an idle stream checks that its client is 
 SERVER_VERSION = {
     "major": "1",
     "minor": "36",
+    # The compatibility-version fields (1.33+): what the server emulates and the oldest it can roll back to.
+    "emulationMajor": "1",
+    "emulationMinor": "36",
+    "minCompatibilityMajor": "1",
+    "minCompatibilityMinor": "35",
     "gitVersion": "v1.36.0-hybrid-executor-local",
     "gitCommit": "0000000000000000000000000000000000000000",
     "gitTreeState": "clean",
@@ -47,6 +63,65 @@ SERVER_VERSION = {
     "compiler": "gc",
     "platform": "linux/amd64",
 }
+_WRITE_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+_STATUS_VERBS = ["get", "patch", "update"]
+CORE_RESOURCES = {
+    "kind": "APIResourceList",
+    "groupVersion": "v1",
+    "resources": [
+        {
+            "name": "namespaces",
+            "singularName": "namespace",
+            "namespaced": False,
+            "kind": "Namespace",
+            "verbs": [verb for verb in _WRITE_VERBS if verb != "deletecollection"],
+            "shortNames": ["ns"],
+        },
+        {
+            "name": "namespaces/status",
+            "singularName": "",
+            "namespaced": False,
+            "kind": "Namespace",
+            "verbs": _STATUS_VERBS,
+        },
+        {
+            "name": "pods",
+            "singularName": "pod",
+            "namespaced": True,
+            "kind": "Pod",
+            "verbs": _WRITE_VERBS,
+            "shortNames": ["po"],
+            "categories": ["all"],
+        },
+        {"name": "pods/log", "singularName": "", "namespaced": True, "kind": "Pod", "verbs": ["get"]},
+        {"name": "pods/status", "singularName": "", "namespaced": True, "kind": "Pod", "verbs": _STATUS_VERBS},
+        {
+            "name": "resourcequotas",
+            "singularName": "resourcequota",
+            "namespaced": True,
+            "kind": "ResourceQuota",
+            "verbs": _WRITE_VERBS,
+            "shortNames": ["quota"],
+        },
+        {
+            "name": "resourcequotas/status",
+            "singularName": "",
+            "namespaced": True,
+            "kind": "ResourceQuota",
+            "verbs": _STATUS_VERBS,
+        },
+    ],
+}
+# What the discovery and version URLs answer (every one of them a non-resource URL for authorization).
+DISCOVERY: dict[str, dict[str, Any]] = {
+    "/version": SERVER_VERSION,
+    "/api": {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []},
+    "/api/v1": CORE_RESOURCES,
+    "/apis": {"kind": "APIGroupList", "apiVersion": "v1", "groups": [AUTHORIZATION_GROUP_INFO]},
+    f"/apis/{AUTHORIZATION_GROUP}": {"kind": "APIGroup", "apiVersion": "v1", **AUTHORIZATION_GROUP_INFO},
+    f"/apis/{AUTHORIZATION_GROUP}/v1": AUTHORIZATION_RESOURCES,
+}
+DRY_RUN_VALUES = ("All",)
 
 
 def _dumps(obj: Any) -> bytes:
@@ -115,6 +190,14 @@ def query_flag(query: Any, name: str) -> bool:
     return value is not None and value != "0" and value.lower() != "false"
 
 
+def dry_run(values: list[str], options_kind: str) -> bool:
+    """ValidateDryRun on the verb's options (422 naming them, e.g. CreateOptions); true when asked for."""
+    if any(value not in DRY_RUN_VALUES for value in values):
+        error = FieldError("NotSupported", "dryRun", list(values), supported=DRY_RUN_VALUES)
+        raise invalid(options_kind, "", [error], group="meta.k8s.io")
+    return bool(values)
+
+
 def verb_of(method: str, target: Target | None, query: Any) -> str:
     collection = target is None or target.name is None
     if method == "GET":
@@ -138,10 +221,12 @@ class ApiHttp:
         faults: FaultInjector,
         kubelet: Kubelet | None = None,
         bookmark_interval: float = 5.0,
+        authorizer: Authorizer | None = None,
     ) -> None:
         self.cluster = cluster
         self.store = cluster.store
         self.faults = faults
+        self.authorizer = authorizer or Authorizer()
         self.kubelet = kubelet
         self.bookmark_interval = bookmark_interval
         self.requests: Counter[tuple[str, str]] = Counter()
@@ -160,16 +245,20 @@ class ApiHttp:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         path = request.path
-        if path in ("/version", "/version/"):
-            return json_response(SERVER_VERSION)
-        if path in ("/healthz", "/livez", "/readyz"):
-            return web.Response(text="ok")
-        if path in ("/api", "/api/"):
-            return json_response({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []})
+        watch = query_flag(request.query, "watch")
+        attributes = request_attributes(request.method, path, request.query, self.authorizer.user, watch)
+        discovery = DISCOVERY.get(path.rstrip("/") or path)
+        if discovery is not None or path in ("/healthz", "/livez", "/readyz"):
+            access = self.authorizer.authorize(attributes)
+            if not access.allowed:
+                return error_response(forbidden_error(attributes, access.reason))
+            return json_response(discovery) if discovery is not None else web.Response(text="ok")
         target = parse_target(path)
+        review = path == REVIEW_PATH
+        label = target.label if target else ("selfsubjectaccessreviews" if review else "")
         verb = verb_of(request.method, target, request.query)
-        self.requests[(verb, target.label if target else path)] += 1
-        decision = self.faults.decide(verb, target.label if target else "", path)
+        self.requests[(verb, label or path)] += 1
+        decision = self.faults.decide(verb, label, path)
         if decision.latency:
             await asyncio.sleep(decision.latency)
         if decision.reset and decision.watch_close_after_events is None and decision.watch_close_after_seconds is None:
@@ -177,9 +266,15 @@ class ApiHttp:
             return web.Response(status=500)
         if decision.error is not None:
             return error_response(decision.error)
-        if target is None:
+        # The authorization filter runs before routing: a denied request is 403 even where 404 would be.
+        access = self.authorizer.authorize(attributes)
+        if not access.allowed:
+            return error_response(forbidden_error(attributes, access.reason))
+        if target is None and not review:
             return error_response(not_found_path())
         try:
+            if target is None:
+                return await self._review(request)
             return await self._dispatch(request, target, verb, decision)
         except ApiError as error:
             return error_response(error)
@@ -205,8 +300,10 @@ class ApiHttp:
         if verb == "create":
             if target.name is not None:
                 raise method_not_allowed(request.method)
-            body = decode(await request.read(), target.resource)
-            return json_response(self.cluster.create(target.resource, namespace or "", body), 201)
+            raw = await request.read()
+            dry = dry_run(request.query.getall("dryRun", []), "CreateOptions")  # before the body is decoded
+            body = decode(raw, target.resource)
+            return json_response(self.cluster.create(target.resource, namespace or "", body, dry_run=dry), 201)
         if verb == "deletecollection":
             return json_response(await self._delete_collection(request, target))
         if target.name is None:
@@ -216,16 +313,33 @@ class ApiHttp:
             return json_response(self.store.get(target.resource, ns, target.name))
         if verb == "delete":
             options = await self._delete_options(request)
-            return json_response(self.cluster.delete(target.resource, ns, target.name, options))
+            dry = dry_run(options.pop("dryRun"), "DeleteOptions")
+            return json_response(self.cluster.delete(target.resource, ns, target.name, options, dry_run=dry))
         if verb == "patch":
             content_type = request.headers.get("Content-Type", "")
+            patch_media_type(content_type)  # 415 comes before everything else
             patch = await request.read()
-            updated = self.cluster.patch(target.resource, ns, target.name, content_type, patch, target.subresource)
+            dry = dry_run(request.query.getall("dryRun", []), "PatchOptions")
+            updated = self.cluster.patch(
+                target.resource, ns, target.name, content_type, patch, target.subresource, dry_run=dry
+            )
             return json_response(updated)
         if verb == "update":
-            body = decode(await request.read(), target.resource)
-            return json_response(self.cluster.replace(target.resource, ns, target.name, body, target.subresource))
+            raw = await request.read()
+            dry = dry_run(request.query.getall("dryRun", []), "UpdateOptions")
+            body = decode(raw, target.resource)
+            return json_response(
+                self.cluster.replace(target.resource, ns, target.name, body, target.subresource, dry_run=dry)
+            )
         raise method_not_allowed(request.method)
+
+    async def _review(self, request: web.Request) -> web.StreamResponse:
+        """POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews (create is its only verb)."""
+        if request.method != "POST":
+            raise method_not_allowed(request.method)
+        raw = await request.read()
+        dry_run(request.query.getall("dryRun", []), "CreateOptions")  # a review stores nothing either way
+        return json_response(review_access(raw, self.authorizer), 201)
 
     def _list(self, request: web.Request, target: Target) -> dict[str, Any]:
         query = request.query
@@ -246,6 +360,7 @@ class ApiHttp:
         )
 
     async def _delete_options(self, request: web.Request) -> dict[str, Any]:
+        """DeleteOptions from the body, else from the query; ``dryRun`` is always there, as a list."""
         options: dict[str, Any] = {}
         raw = await request.read()
         if raw.strip():
@@ -255,6 +370,13 @@ class ApiHttp:
                 raise bad_request("the body of the DeleteOptions could not be decoded as JSON") from None
             if not isinstance(options, dict):
                 raise bad_request("the body of the DeleteOptions must be an object")
+            # The delete handler reads the query's options only when there is no body.
+            dry = options.get("dryRun") or []
+            if not isinstance(dry, list) or not all(isinstance(value, str) for value in dry):
+                raise bad_request("json: cannot unmarshal the dryRun of the DeleteOptions into Go type []string")
+            options["dryRun"] = dry
+        else:
+            options["dryRun"] = request.query.getall("dryRun", [])
         grace = request.query.get("gracePeriodSeconds")
         if grace is not None:
             try:
@@ -269,12 +391,14 @@ class ApiHttp:
         if target.resource == "namespaces":
             raise method_not_allowed("DELETE")
         options = await self._delete_options(request)
+        dry = dry_run(options.pop("dryRun"), "DeleteOptions")
         listed = self._list(request, target)
         deleted = []
         for item in listed["items"]:
             name = item["metadata"]["name"]
             if self.store.find(target.resource, target.namespace or "", name) is not None:
-                deleted.append(self.cluster.delete(target.resource, target.namespace or "", name, options))
+                namespace = target.namespace or ""
+                deleted.append(self.cluster.delete(target.resource, namespace, name, options, dry_run=dry))
         listed["items"] = deleted
         listed["metadata"] = {"resourceVersion": str(self.store.revision)}
         return listed

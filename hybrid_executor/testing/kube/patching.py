@@ -38,11 +38,17 @@ _MERGE_KEYS = {
 _MERGED_SCALAR_LISTS = {"finalizers"}
 
 
-def apply_patch(content_type: str, original: dict[str, Any], body: bytes) -> dict[str, Any]:
-    """Return the patched copy of ``original``; errors are the server's 400/415/422 answers."""
+def patch_media_type(content_type: str) -> str:
+    """The patch's media type, or the 415 the patch handler answers first, before it reads anything else."""
     media = content_type.split(";")[0].strip().lower()
     if media not in (JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH):
-        raise unsupported_media_type(content_type)  # checked before the body is read
+        raise unsupported_media_type(content_type)
+    return media
+
+
+def apply_patch(content_type: str, original: dict[str, Any], body: bytes) -> dict[str, Any]:
+    """Return the patched copy of ``original``; errors are the server's 400/415/422 answers."""
+    media = patch_media_type(content_type)
     try:
         patch = json.loads(body, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError):

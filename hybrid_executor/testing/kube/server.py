@@ -7,6 +7,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from hybrid_executor.testing.kube.authorization import Authorizer
 from hybrid_executor.testing.kube.cluster import Cluster
 from hybrid_executor.testing.kube.faults import FaultInjector
 from hybrid_executor.testing.kube.http import ApiHttp
@@ -30,6 +31,7 @@ class KubeApiServer:
         bookmark_interval: float = 5.0,
         kubeconfig: Path | None = None,
         faults: FaultInjector | None = None,
+        authorization: Authorizer | None = None,
     ) -> None:
         self.host = host
         self.requested_port = port
@@ -39,6 +41,7 @@ class KubeApiServer:
         self.bookmark_interval = bookmark_interval
         self.kubeconfig = kubeconfig
         self.faults = faults or FaultInjector()
+        self.authorization = authorization or Authorizer()
         self.store = Store(history)
         self.cluster = Cluster(self.store)
         self.kubelet: Kubelet | None = None
@@ -52,7 +55,7 @@ class KubeApiServer:
     async def start(self) -> None:
         for name in DEFAULT_NAMESPACES:
             self.cluster.create_namespace({"metadata": {"name": name}})
-        self.http = ApiHttp(self.cluster, self.faults, None, self.bookmark_interval)
+        self.http = ApiHttp(self.cluster, self.faults, None, self.bookmark_interval, self.authorization)
         self._runner = web.AppRunner(self.http.application(), access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.requested_port, backlog=1024, reuse_address=True)

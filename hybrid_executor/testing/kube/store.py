@@ -8,16 +8,21 @@ real server does once etcd has compacted.
 The store belongs to the server's event loop: only that thread calls its mutating methods, so
 a watch subscription and its catch-up from history happen with nothing in between. Stored
 objects are never changed in place: an update stores a new dict, so a reader may keep one.
+
+Inside ``dry_run()`` (DryRunnableStorage's dryRun) a write is checked as usual (a create still
+answers 409 for a taken name) and answers what it would have stored, but nothing is committed:
+no revision, no history, no watch event, no listener.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import random
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -94,6 +99,7 @@ class Store:
         self._history: deque[Change] = deque(maxlen=history)
         self._subscriptions: set[Subscription] = set()
         self._listeners: list[Callable[[Change], None]] = []
+        self._dry_run = False
 
     # --- reading -------------------------------------------------------------------------
 
@@ -172,9 +178,22 @@ class Store:
             if (namespace, name) not in taken:
                 return name
 
+    @contextlib.contextmanager
+    def dry_run(self, enabled: bool = True) -> Iterator[None]:
+        """Within this block (if ``enabled``), writes answer what they would store and store nothing."""
+        before = self._dry_run
+        self._dry_run = before or enabled
+        try:
+            yield
+        finally:
+            self._dry_run = before
+
     def _commit(
         self, resource: str, key: Key, kind: str, obj: dict[str, Any], prev: dict[str, Any] | None
     ) -> dict[str, Any]:
+        if self._dry_run:
+            # A new object has no resourceVersion yet; a changed or deleted one keeps the one it had.
+            return obj
         self.revision += 1
         obj["metadata"]["resourceVersion"] = str(self.revision)
         objects = self._objects.setdefault(resource, {})

@@ -11,7 +11,7 @@ import contextlib
 import json
 from typing import Any
 
-from hybrid_executor.testing.kube.errors import ApiError, FieldError, decode_error, invalid
+from hybrid_executor.testing.kube.errors import ApiError, FieldError, bad_request, decode_error, invalid
 from hybrid_executor.testing.kube.names import (
     dns1123_label_errors,
     dns1123_subdomain_errors,
@@ -55,6 +55,18 @@ _REGISTERED_KINDS = {
     "apps/v1": {"ControllerRevision", "DaemonSet", "Deployment", "ReplicaSet", "StatefulSet"},
     "batch/v1": {"CronJob", "Job"},
     "policy/v1": {"Eviction", "PodDisruptionBudget"},
+    "authorization.k8s.io/v1": {
+        "LocalSubjectAccessReview",
+        "SelfSubjectAccessReview",
+        "SelfSubjectRulesReview",
+        "SubjectAccessReview",
+    },
+    "authorization.k8s.io/v1beta1": {
+        "LocalSubjectAccessReview",
+        "SelfSubjectAccessReview",
+        "SelfSubjectRulesReview",
+        "SubjectAccessReview",
+    },
 }
 _SCHEME = "k8s.io/kubernetes/pkg/api/legacyscheme/scheme.go:30"
 _FIND_KIND_TYPE = (
@@ -65,6 +77,15 @@ _FIND_KIND_TYPE = (
 def decode(body: bytes, resource: str) -> dict[str, Any]:
     """Parse a request body into an object of ``resource``'s kind, or raise the server's 400."""
     kind = KINDS[resource]
+    obj = decode_object(body, kind, "v1")
+    problem = type_problem(obj, resource)
+    if problem:
+        raise decode_error(body, problem, kind, kind, "v1")
+    return obj
+
+
+def decode_object(body: bytes, kind: str, group_version: str) -> dict[str, Any]:
+    """The create handler's decoding of a body meant to be ``kind`` in ``group_version``: JSON, kind, version."""
     try:
         # Go keeps invalid UTF-8 in strings as U+FFFD rather than refusing the body.
         obj = json.loads(body.decode("utf-8", "replace"), parse_constant=_reject_constant)
@@ -85,18 +106,23 @@ def decode(body: bytes, resource: str) -> dict[str, Any]:
             )
             raise decode_error(body, detail, kind)
     data_kind = obj.get("kind") or kind
-    group_version = obj.get("apiVersion") or "v1"
-    version = group_version.rsplit("/", 1)[-1]
-    if data_kind not in _REGISTERED_KINDS.get(group_version, set()):
-        detail = f'no kind "{data_kind}" is registered for version "{group_version}" in scheme "{_SCHEME}"'
+    data_group_version = obj.get("apiVersion") or group_version
+    version = data_group_version.rsplit("/", 1)[-1]
+    if data_kind not in _REGISTERED_KINDS.get(data_group_version, set()):
+        detail = f'no kind "{data_kind}" is registered for version "{data_group_version}" in scheme "{_SCHEME}"'
         raise decode_error(body, detail, kind, data_kind, version)
-    if (group_version, data_kind) != ("v1", kind):
+    if data_kind == kind and data_group_version.rsplit("/", 1)[0] == group_version.rsplit("/", 1)[0]:
+        if data_group_version != group_version:
+            # Decoded and converted, then refused for being written in another version of the group.
+            raise bad_request(
+                f"the API version in the data ({data_group_version}) does not match "
+                f"the expected API version ({group_version})"
+            )
+    elif (data_group_version, data_kind) != (group_version, kind):
         # Decoded as the other kind, then the conversion to the internal type of this resource fails.
-        detail = f"converting ({version}.{data_kind}) to (core.{kind}): unknown conversion"
+        internal = group_version.split("/")[0].split(".")[0] if "/" in group_version else "core"
+        detail = f"converting ({version}.{data_kind}) to ({internal}.{kind}): unknown conversion"
         raise decode_error(body, detail, kind, data_kind, version)
-    problem = type_problem(obj, resource)
-    if problem:
-        raise decode_error(body, problem, kind, kind, "v1")
     return obj
 
 
@@ -276,6 +302,9 @@ def _json_type(value: Any) -> str:
 
 def _unmarshal(value: Any, struct: str, path: str, go_type: str) -> str:
     return f"json: cannot unmarshal {_json_type(value)} into Go struct field {struct}.{path} of type {go_type}"
+
+
+type_mismatch = _unmarshal  # for the other decoders (the access review's)
 
 
 def type_problem(obj: dict[str, Any], resource: str) -> str | None:
