@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
-from collections.abc import Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -117,6 +117,18 @@ def _read_json(response: Any) -> Any:
         ) from None
 
 
+def _unless_not_found(call: Callable[[], Any]) -> bool:
+    """Make the request; True if the API answered with success, False if with 404, else its error raised."""
+    try:
+        _read_json(call())
+    except Exception as error:
+        classified = classify(error)
+        if classified.kind is ApiErrorKind.NOT_FOUND:
+            return False
+        raise classified from error
+    return True
+
+
 class KubeApi:
     """One attempt per call; every error raised as a classified :class:`KubeApiError`.
 
@@ -173,15 +185,9 @@ class KubeApi:
 
     def namespace_exists(self, name: str) -> bool:
         """Whether the namespace exists (NOT_FOUND is False; any other error is raised)."""
-        try:
-            response = self.core.read_namespace(name, _preload_content=False, _request_timeout=self._timeout)
-            _read_json(response)
-        except Exception as error:
-            classified = classify(error)
-            if classified.kind is ApiErrorKind.NOT_FOUND:
-                return False
-            raise classified from error
-        return True
+        return _unless_not_found(
+            lambda: self.core.read_namespace(name, _preload_content=False, _request_timeout=self._timeout)
+        )
 
     def may(self, verb: str, resource: str, namespace: str, subresource: str = "") -> tuple[bool, str]:
         """Whether the caller may do ``verb`` on ``resource`` in ``namespace`` (a SelfSubjectAccessReview).
@@ -234,21 +240,15 @@ class KubeApi:
 
     def delete_pod(self, namespace: str, name: str, *, grace_period_seconds: int | None = None) -> bool:
         """Delete a pod; False if it was already gone (404), True if the API accepted the deletion."""
-        try:
-            response = self.core.delete_namespaced_pod(
+        return _unless_not_found(
+            lambda: self.core.delete_namespaced_pod(
                 name,
                 namespace,
                 grace_period_seconds=grace_period_seconds,
                 _preload_content=False,
                 _request_timeout=self._timeout,
             )
-            _read_json(response)
-        except Exception as error:
-            classified = classify(error)
-            if classified.kind is ApiErrorKind.NOT_FOUND:
-                return False
-            raise classified from error
-        return True
+        )
 
     def patch_pod_labels(self, namespace: str, name: str, labels: dict[str, str]) -> dict[str, Any]:
         """Merge ``labels`` into a pod's labels (JSON merge patch); the patched pod as raw JSON."""

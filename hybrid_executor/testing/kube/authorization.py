@@ -11,11 +11,11 @@ Rules are added from the test's thread and read on the server's loop, hence the 
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import dataclass
 from typing import Any
 
 from hybrid_executor.testing.kube.errors import ApiError, FieldError, decode_error, invalid
+from hybrid_executor.testing.kube.rulelist import RuleList
 from hybrid_executor.testing.kube.validation import decode_object, type_mismatch
 
 USER = "system:admin"
@@ -109,13 +109,12 @@ def _path_matches(rule: str, path: str) -> bool:
     return rule == path
 
 
-class Authorizer:
+class Authorizer(RuleList[AccessRule]):
     """The local API's authorization: everything is allowed but what a rule denies."""
 
     def __init__(self, user: str = USER) -> None:
         self.user = user
-        self._rules: list[AccessRule] = []
-        self._lock = threading.Lock()
+        super().__init__()
 
     def deny(
         self,
@@ -142,25 +141,6 @@ class Authorizer:
     def deny_path(self, path: str, verb: str = "*", *, reason: str = "", explicit: bool = False) -> AccessRule:
         """Take away a non-resource URL such as ``/version`` (verbs are lower-case HTTP methods: ``get``)."""
         return self._add(AccessRule(verb, path=path, reason=reason, explicit=explicit))
-
-    def _add(self, rule: AccessRule) -> AccessRule:
-        with self._lock:
-            self._rules.append(rule)
-        return rule
-
-    def remove(self, rule: AccessRule) -> None:
-        with self._lock:
-            if rule in self._rules:
-                self._rules.remove(rule)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._rules.clear()
-
-    @property
-    def rules(self) -> list[AccessRule]:
-        with self._lock:
-            return list(self._rules)
 
     def authorize(self, attributes: Attributes) -> AccessDecision:
         with self._lock:

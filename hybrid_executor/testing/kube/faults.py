@@ -10,10 +10,10 @@ from __future__ import annotations
 import fnmatch
 import math
 import random
-import threading
 from dataclasses import dataclass, field
 
 from hybrid_executor.testing.kube.errors import ApiError
+from hybrid_executor.testing.kube.rulelist import RuleList
 
 VERBS = ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")
 
@@ -84,10 +84,9 @@ class Decision:
     fired: list[FaultRule] = field(default_factory=list)
 
 
-class FaultInjector:
+class FaultInjector(RuleList[FaultRule]):
     def __init__(self, seed: int | None = None) -> None:
-        self._rules: list[FaultRule] = []
-        self._lock = threading.Lock()
+        super().__init__()
         self._random = random.Random(seed)  # noqa: S311 - chance, not secrecy
 
     def add(
@@ -127,23 +126,7 @@ class FaultInjector:
             watch_close_after_events,
             watch_close_after_seconds,
         )
-        with self._lock:
-            self._rules.append(rule)
-        return rule
-
-    def remove(self, rule: FaultRule) -> None:
-        with self._lock:
-            if rule in self._rules:
-                self._rules.remove(rule)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._rules.clear()
-
-    @property
-    def rules(self) -> list[FaultRule]:
-        with self._lock:
-            return list(self._rules)
+        return self._add(rule)
 
     def decide(self, verb: str, resource: str, path: str) -> Decision:
         decision = Decision()
