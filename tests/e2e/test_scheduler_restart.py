@@ -14,6 +14,7 @@ import signal
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 from demo_command import E2E_DAGS
@@ -39,6 +40,12 @@ def _wait(condition: object, what: str, timeout: float) -> None:
         time.sleep(0.5)
 
 
+def _pod_owners(core: Any) -> set[str]:
+    """The scheduler jobs that own the pods (one label on each pod)."""
+    pods = core.list_pod_for_all_namespaces(label_selector="app.kubernetes.io/managed-by").items
+    return {pod.metadata.labels[LABEL_SCHEDULER_JOB] for pod in pods}
+
+
 def test_a_run_survives_its_scheduler_being_killed(tmp_path: Path) -> None:
     markers = tmp_path / "markers"
     markers.mkdir()
@@ -46,7 +53,7 @@ def test_a_run_survives_its_scheduler_being_killed(tmp_path: Path) -> None:
         tmp_path / "stack",
         E2E_DAGS,
         # A killed scheduler counts as dead after 12 s without a heartbeat (sent every 2 s); its
-        # tasks are then adopted at the next orphan check (every 3 s), before the 40 s sleepers end.
+        # tasks are then adopted at the next orphan check (every 3 s).
         settings={
             "scheduler": {
                 "scheduler_heartbeat_sec": "2",
@@ -63,15 +70,29 @@ def test_a_run_survives_its_scheduler_being_killed(tmp_path: Path) -> None:
         run_id = api.trigger(DAG_ID, {"marker_dir": str(markers)})
 
         def sleepers_running() -> bool:
-            started = {path.name.split(".")[0] for path in markers.iterdir()}
+            started = {path.name.split(".")[0] for path in markers.iterdir() if path.name != "release"}
             states = {ti["task_id"]: ti["state"] for ti in api.task_instances(DAG_ID, run_id)}
             return started >= SLEEPERS and all(states.get(task) == "running" for task in SLEEPERS)
 
         _wait(sleepers_running, "the four sleepers running", timeout=180)
+        core = stack.kubernetes()
+        first_owner = _pod_owners(core)
         scheduler = stack.processes["scheduler"]
         scheduler.signal_group(signal.SIGKILL)
         assert scheduler.wait(30) == -signal.SIGKILL
         stack.restart("scheduler")
+
+        # The sleepers run on until the new scheduler has adopted them: Celery's by their task ids
+        # (its own log line), the pods by relabelling them as its own.
+        def adopted() -> bool:
+            log = (stack.logs / "scheduler.log").read_text().split("Loaded executor")[-1]
+            owners = _pod_owners(core)
+            return "Adopted the following 2 tasks from a dead executor" in log and owners.isdisjoint(first_owner)
+
+        _wait(adopted, "the restarted scheduler to adopt both kinds of task", timeout=180)
+        states = {ti["task_id"]: ti["state"] for ti in api.task_instances(DAG_ID, run_id)}
+        assert all(states[task] == "running" for task in SLEEPERS), states
+        (markers / "release").touch()
 
         final = follow_run(api, DAG_ID, run_id, print, timeout=300)
         tis = {ti["task_id"]: ti for ti in api.task_instances(DAG_ID, run_id)}
@@ -79,7 +100,7 @@ def test_a_run_survives_its_scheduler_being_killed(tmp_path: Path) -> None:
         assert {task: ti["state"] for task, ti in tis.items()} == dict.fromkeys(ALL_TASKS, "success")
         assert {task: ti["try_number"] for task, ti in tis.items()} == dict.fromkeys(ALL_TASKS, 1)
 
-        executions = Counter(path.name.rsplit(".", 1)[0] for path in markers.iterdir())
+        executions = Counter(path.name.rsplit(".", 1)[0] for path in markers.iterdir() if path.name != "release")
         assert executions == Counter({f"{task}.-1.1": 1 for task in ALL_TASKS}), "a task try ran twice or never"
 
         pods = stack.kubernetes().list_pod_for_all_namespaces(label_selector="app.kubernetes.io/managed-by").items
@@ -90,12 +111,8 @@ def test_a_run_survives_its_scheduler_being_killed(tmp_path: Path) -> None:
         )
         assert per_try == Counter({(task, "1"): 1 for task in POD_TASKS})
 
-        # Adopted, not just finished unobserved: the restarted scheduler took the sleepers' pods over
-        # (relabelled them as its own, like the pod it created itself) and Celery's tasks by their ids.
         jobs = {pod.metadata.annotations["task_id"]: pod.metadata.labels[LABEL_SCHEDULER_JOB] for pod in pods}
-        assert jobs["pod_sleeper_a"] == jobs["pod_sleeper_b"] == jobs["pod_after"]
-        after_restart = (stack.logs / "scheduler.log").read_text().split("Loaded executor")[-1]
-        assert "Adopted the following 2 tasks from a dead executor" in after_restart
+        assert jobs["pod_sleeper_a"] == jobs["pod_sleeper_b"] == jobs["pod_after"]  # the new scheduler's
     finally:
         stack.stop()
     assert processes_using(stack.folder) == []
