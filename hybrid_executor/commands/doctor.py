@@ -28,8 +28,9 @@ if TYPE_CHECKING:
 
 Status = Literal["PASS", "WARN", "FAIL"]
 
-# What the scheduler does to pods (see docs/real-cluster.md), and what the api-server reads.
-SCHEDULER_VERBS = ("create", "get", "list", "watch", "patch", "delete")
+# What the scheduler does to pods (docs/real-cluster.md): create, the watchers' list and watch,
+# adoption's relabelling patch, delete. It never reads a single pod, so `get` is not required.
+SCHEDULER_VERBS = ("create", "list", "watch", "patch", "delete")
 _EXECUTION_API_ENV = "AIRFLOW__CORE__EXECUTION_API_SERVER_URL"
 _LOOPBACK = ("localhost", "127.0.0.1", "::1", "0.0.0.0")  # noqa: S104 - compared with, not bound to
 
