@@ -1,24 +1,29 @@
 """``airflow hybrid render-pod DAG_ID TASK_ID``: the exact pod the executor would create for a task, as YAML.
 
-The DAG is parsed from its bundle as ``airflow kubernetes generate-dag-yaml`` parses it, and the
-pod is built by the executor's own code (template, dynamic pod, pod_override, mutation hook, our
-identity), so what prints is what the scheduler would send, but for the workload's token, which
-a render never has: ``***`` stands in its place.
+The DAG is parsed from its bundle as ``airflow kubernetes generate-dag-yaml`` parses it (nothing is
+written to the DB), the task instance is made from the serialized DAG as the scheduler makes it,
+and the pod is built by the executor's own code (template, dynamic pod, pod_override, mutation
+hook, our identity). What prints is what the scheduler would send (a test compares the two), but
+for what exists only once the scheduler makes the try: the task instance's id, its DAG version's
+id, the run's trace context, and the token, for which ``***`` stands.
 """
 
 from __future__ import annotations
 
 import contextlib
 import sys
+import uuid
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from hybrid_executor.commands.common import CommandError, settings, workload_for
+from hybrid_executor.commands.common import TOKEN_PLACEHOLDER, CommandError, settings
 from hybrid_executor.kubernetes.pods import redact_token
 
 if TYPE_CHECKING:
     import argparse
+
+    from airflow.executors.workloads import ExecuteTask
 
 
 def render(dag_id: str, task_id: str, *, run_id: str, map_index: int, try_number: int) -> str:
@@ -46,21 +51,36 @@ def render(dag_id: str, task_id: str, *, run_id: str, map_index: int, try_number
         raise CommandError(f"{dag_id}.{task_id} is mapped: say which instance with --map-index N")
     if not mapped and map_index >= 0:
         raise CommandError(f"{dag_id}.{task_id} is not mapped: leave out --map-index")
-    workload = workload_for(
-        dag_id,
-        task_id,
-        run_id,
-        queue=queue,
-        map_index=map_index,
-        try_number=try_number,
-        executor_config=_executor_config(task),
-        dag_rel_path=str(getattr(dag, "relative_fileloc", "") or ""),
-        bundle_name=bundle_name,
+    workload = _workload(
+        task, run_id, map_index, try_number, str(getattr(dag, "relative_fileloc", "") or ""), bundle_name
     )
     context = pod_context_for(current.kubernetes, queue, "render-pod")
     pod = build_worker_pod(workload, context)
     body = ApiClient().sanitize_for_serialization(pod)
     return redact_token(yaml.safe_dump(body, sort_keys=False), workload.token)
+
+
+def _workload(task: Any, run_id: str, map_index: int, try_number: int, dag_rel_path: str, bundle: str) -> ExecuteTask:
+    """The workload the scheduler would queue for this try: a task instance made as the scheduler makes
+    one (queue, pool slots, priority weight, executor_config and the cluster policy's mutation hook
+    from the task), its log path from ``[logging] log_filename_template``; a placeholder token."""
+    from airflow.executors.workloads import BundleInfo, ExecuteTask
+    from airflow.executors.workloads.task import TaskInstanceDTO
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.serialization.serialized_objects import DagSerialization
+    from airflow.utils.helpers import log_filename_template_renderer
+
+    # The scheduler's view of the task: its serialized DAG's operator (a weight rule sees the DAG).
+    scheduler_task = DagSerialization.from_dict(DagSerialization.to_dict(task.dag)).get_task(task.task_id)
+    ti = TaskInstance(scheduler_task, run_id=run_id, map_index=map_index, dag_version_id=uuid.uuid4())
+    ti.try_number = try_number
+    return ExecuteTask(
+        ti=TaskInstanceDTO.model_validate(ti, from_attributes=True),
+        dag_rel_path=dag_rel_path,  # type: ignore[arg-type]  # pydantic turns it into a path
+        bundle_info=BundleInfo(name=bundle),
+        token=TOKEN_PLACEHOLDER,
+        log_path=log_filename_template_renderer()(ti=ti),
+    )
 
 
 def _parse_dag(dag_id: str) -> tuple[Any, str]:
@@ -83,12 +103,6 @@ def _parse_dag(dag_id: str) -> tuple[Any, str]:
 
 def _is_mapped(task: Any) -> bool:
     return bool(getattr(task, "is_mapped", False)) or task.get_closest_mapped_task_group() is not None
-
-
-def _executor_config(task: Any) -> dict[str, Any] | None:
-    partial = getattr(task, "partial_kwargs", None)  # a MappedOperator keeps its arguments there
-    config = partial.get("executor_config") if partial is not None else task.executor_config
-    return dict(config) if config else None
 
 
 def render_pod(args: argparse.Namespace) -> None:

@@ -324,3 +324,40 @@ def test_doctor_names_each_verb_the_scheduler_may_not_use(
     )
     assert checks[1]["status"] == "WARN"
     assert "may not get pods/log" in checks[1]["detail"]
+
+
+def _comparable(pod: dict[str, Any]) -> dict[str, Any]:
+    """A pod without what exists only once the scheduler made the try: its ids, its run's trace parent, its token."""
+    pod = json.loads(json.dumps(pod))
+    pod["metadata"]["annotations"].pop("task_instance_id")
+    pod["metadata"]["labels"].pop("hybrid-executor/scheduler-job")
+    workload = json.loads(pod["spec"]["containers"][0]["args"][-1])
+    for field in ("id", "dag_version_id", "context_carrier"):
+        workload["ti"].pop(field)
+    workload.pop("token")
+    pod["spec"]["containers"][0]["args"][-1] = workload
+    return pod
+
+
+def test_render_pod_prints_what_the_executor_builds_for_a_queued_try(
+    airflow_environ: AirflowEnv,
+    executor_config: Callable[..., None],
+    namespace: str,
+    make_dag: Callable[[str, str], str],
+    queue_run: Callable[..., list[Any]],
+    tmp_path: Path,
+) -> None:
+    from kubernetes.client import ApiClient
+
+    from hybrid_executor.kubernetes.executor import KubernetesPodExecutor
+
+    make_dag("cli_render", CLI_DAG)
+    executor_config("kubernetes_executor", "pod_template_file", str(_template(tmp_path)))
+    executor = KubernetesPodExecutor()
+    (queued,) = queue_run("cli_render", executor, ["in_pod"])  # as the scheduler queues it
+    built = ApiClient().sanitize_for_serialization(executor._build_pod(queued.workload))
+
+    result = hybrid(airflow_environ, "render-pod", "cli_render", "in_pod", "--run-id", queued.ti.run_id)
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert _comparable(yaml.safe_load(result.stdout)) == _comparable(built)
