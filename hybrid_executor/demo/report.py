@@ -9,7 +9,7 @@ whose try has a pod ran on the Kubernetes route; any other ran on a Celery worke
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -92,16 +92,22 @@ def format_table(table: list[TaskRow]) -> str:
     )
 
 
-def progress_line(task_instances: Iterable[dict[str, Any]]) -> str:
-    """One line: which tasks are queued and running, and how many are done."""
-    groups: dict[str, list[str]] = {"queued": [], "running": []}
+def _name(ti: dict[str, Any]) -> str:
+    return ti["task_id"] if ti["map_index"] < 0 else f"{ti['task_id']}[{ti['map_index']}]"
+
+
+def progress_line(task_instances: Iterable[dict[str, Any]], already_done: Collection[str] = ()) -> str:
+    """One line: how many are done, which just finished (not in ``already_done``) and how, which are
+    queued and which running."""
+    groups: dict[str, list[str]] = {"just done": [], "queued": [], "running": []}
     done = total = 0
     for ti in task_instances:
         total += 1
-        name = ti["task_id"] if ti["map_index"] < 0 else f"{ti['task_id']}[{ti['map_index']}]"
-        state = ti.get("state") or "none"
+        name, state = _name(ti), ti.get("state") or "none"
         if state in _DONE:
             done += 1
+            if name not in already_done:
+                groups["just done"].append(f"{name} ({state})")
         elif state in ("queued", "scheduled"):
             groups["queued"].append(name)
         elif state in ("running", "up_for_retry", "restarting", "deferred"):
@@ -111,15 +117,22 @@ def progress_line(task_instances: Iterable[dict[str, Any]]) -> str:
     return " | ".join(parts)
 
 
+def done_names(task_instances: Iterable[dict[str, Any]]) -> set[str]:
+    return {_name(ti) for ti in task_instances if (ti.get("state") or "none") in _DONE}
+
+
 def follow_run(
     api: AirflowApi, dag_id: str, run_id: str, say: Callable[[str], None], *, timeout: float, poll: float = 1.0
 ) -> dict[str, Any]:
     """Poll the run until it finishes, saying each change of its tasks' states; returns the final run."""
     began = time.monotonic()
     last = ""
+    done: set[str] = set()
     while True:
         run = api.dag_run(dag_id, run_id)
-        line = progress_line(api.task_instances(dag_id, run_id))
+        task_instances = api.task_instances(dag_id, run_id)
+        line = progress_line(task_instances, done)
+        done = done_names(task_instances)
         if line != last:
             say(f"  {time.monotonic() - began:5.0f} s  {line}")
             last = line

@@ -41,7 +41,7 @@ def test_mapped_instances_are_named_with_their_index() -> None:
     assert format_table(table).splitlines()[1].startswith("square[2]  ")
 
 
-def test_the_progress_line_lists_queued_and_running_tasks_and_counts_the_done() -> None:
+def test_the_progress_line_names_what_just_finished_and_what_is_queued_and_running() -> None:
     line = progress_line(
         [
             _ti("a", "success"),
@@ -53,4 +53,7 @@ def test_the_progress_line_lists_queued_and_running_tasks_and_counts_the_done() 
             _ti("g", None),
         ]
     )
-    assert line == "done 2/7 | queued: b, e[0] | running: c, d (up_for_retry)"
+    assert line == "done 2/7 | just done: a (success), f (failed) | queued: b, e[0] | running: c, d (up_for_retry)"
+    assert progress_line([_ti("a", "success"), _ti("f", "failed")], already_done={"a"}) == (
+        "done 2/2 | just done: f (failed)"
+    )

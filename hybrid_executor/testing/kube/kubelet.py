@@ -83,6 +83,9 @@ class _PodRuntime:
     regrace: asyncio.Event = field(default_factory=asyncio.Event)  # the deletion changed: a shorter grace, or gone
     logs: dict[str, LogBuffer] = field(default_factory=dict)
     processes: list[asyncio.subprocess.Process] = field(default_factory=list)
+    # Container processes forked but not yet handed back (asyncio connects their pipes first): a
+    # deletion or the node's stop waits for them, so that none escapes its signal.
+    creating: set[asyncio.Future[asyncio.subprocess.Process]] = field(default_factory=set)
     holds_slot: bool = False
     killed: bool = False  # stopped by a deletion, so exit 137 is our SIGKILL and not the OOM killer
     task: asyncio.Task[None] | None = None
@@ -105,6 +108,7 @@ class Kubelet:
         self._workdir = Path(self.config.workdir_root or tempfile.mkdtemp(prefix="local-kubelet-"))
         configured = self.config.allocatable
         self.allocatable = dict(configured) if configured is not None else node_allocatable(self._workdir)
+        self._stopping = False
         self.store.add_listener(self._on_change)
 
     # --- what the API server asks of it ------------------------------------------------
@@ -115,7 +119,9 @@ class Kubelet:
 
     async def stop(self) -> None:
         """Kill every container's processes, as a node that goes down does, and wait until they are gone."""
+        self._stopping = True
         runtimes = list(self._pods.values())
+        await _handed_over([future for runtime in runtimes for future in runtime.creating])
         processes = [process for runtime in runtimes for process in runtime.processes]
         _kill(processes, signal.SIGKILL)
         # Reaped here, so no process (or its pipes) outlives the event loop that started it.
@@ -343,8 +349,10 @@ class Kubelet:
         argv = [expand(str(word), declared) for word in words]
         env = process_env(base_env(self.config.base_env), runtime.hostname, declared)
         buffer.started = True
-        try:
-            process = await asyncio.create_subprocess_exec(
+        if self._stopping:
+            return "the node is shutting down"
+        creating = asyncio.ensure_future(
+            asyncio.create_subprocess_exec(
                 *argv,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
@@ -353,10 +361,20 @@ class Kubelet:
                 cwd=working_dir(self._workdir, runtime.key, container),
                 start_new_session=True,
             )
+        )
+        runtime.creating.add(creating)
+        creating.add_done_callback(runtime.creating.discard)
+        try:
+            # Shielded: a start cancelled halfway still yields its process, which is then killed
+            # (cancelling the creation itself would kill only the main process, not its group).
+            process = await asyncio.shield(creating)
         except OSError as error:
             return start_failure_message(argv[0], error)
+        except asyncio.CancelledError:
+            creating.add_done_callback(_kill_when_created)
+            raise
         runtime.processes.append(process)
-        if runtime.killed:  # the pod was deleted while this process was being started
+        if runtime.killed or self._stopping:  # deleted, or the node stopping, while it was being started
             _kill([process], signal.SIGKILL)
         return process
 
@@ -368,6 +386,7 @@ class Kubelet:
         await runtime.deleting.wait()
         loop = asyncio.get_running_loop()
         began = loop.time()
+        await _handed_over(list(runtime.creating))
         runtime.killed = True
         _kill(runtime.processes, signal.SIGTERM)
         alive = {asyncio.ensure_future(p.wait()) for p in runtime.processes if p.returncode is None}
@@ -472,6 +491,18 @@ async def _wait_or(event: asyncio.Event, seconds: float) -> bool:
     except asyncio.TimeoutError:
         return False
     return True
+
+
+async def _handed_over(creating: list[asyncio.Future[asyncio.subprocess.Process]]) -> None:
+    """Return once these container starts have finished and their starters recorded the processes."""
+    if creating:
+        await asyncio.wait(creating, timeout=5)
+        await asyncio.sleep(0)  # each starter was woken before us: it has appended its process now
+
+
+def _kill_when_created(creating: asyncio.Future[asyncio.subprocess.Process]) -> None:
+    if not creating.cancelled() and creating.exception() is None:
+        _kill([creating.result()], signal.SIGKILL)
 
 
 def _kill(processes: list[asyncio.subprocess.Process], sig: signal.Signals) -> None:
