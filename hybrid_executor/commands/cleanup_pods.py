@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from hybrid_executor.commands.common import CommandError, kube_api, parse_duration, settings
@@ -94,7 +94,7 @@ def cleanup(older_than: str, *, dry_run: bool, now: datetime | None = None) -> l
     return lines
 
 
-def _age(delta: Any) -> str:
+def _age(delta: timedelta) -> str:
     seconds = int(delta.total_seconds())
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:

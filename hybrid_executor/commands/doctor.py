@@ -14,7 +14,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from hybrid_executor.commands.common import kube_api, settings, workload_for
@@ -22,6 +22,8 @@ from hybrid_executor.settings import SettingsError
 
 if TYPE_CHECKING:
     import argparse
+
+    from kubernetes.client import V1Pod
 
     from hybrid_executor.kubernetes.api import KubeApi
     from hybrid_executor.settings import HybridSettings
@@ -48,6 +50,7 @@ class _Doctor:
         self.checks: list[Check] = []
         self.settings: HybridSettings | None = None
         self.api: KubeApi | None = None
+        self.templates: dict[str | None, V1Pod] = {}  # by path, each read once: the ones that load
 
     def add(self, name: str, status: Status, detail: str, fix: str = "") -> None:
         self.checks.append(Check(name, status, detail, fix))
@@ -86,7 +89,8 @@ class _Doctor:
         for queue in sorted(self.settings.kubernetes.queues):
             path = self.settings.kubernetes.pod_template_file_for(queue)
             try:
-                base_pod_template(path)
+                if path not in self.templates:
+                    self.templates[path] = base_pod_template(path)
             except PodBuildError as error:
                 fix = "point the queue's pod_template_file (or [kubernetes_executor]'s) at a Pod manifest"
                 self.add("pod template", "FAIL", f"queue {queue}: {error}", fix)
@@ -116,14 +120,12 @@ class _Doctor:
     # --- kubernetes -----------------------------------------------------------------------
 
     def check_api(self) -> None:
-        from hybrid_executor.kubernetes.errors import KubeApiError
-
         assert self.settings is not None
         where = "in-cluster config" if self.settings.kubernetes.in_cluster else "kubeconfig"
         try:
             api = kube_api(self.settings)
             version = api.server_version()
-        except (KubeApiError, OSError, ValueError, Exception) as error:
+        except Exception as error:  # a kubeconfig that does not load, a refused connection, an API error
             fix = (
                 "check [kubernetes_executor] in_cluster, config_file and cluster_context, and that the API "
                 "server is reachable from here"
@@ -187,10 +189,10 @@ class _Doctor:
 
         assert self.settings is not None
         assert self.api is not None
-        for queue in sorted(self.settings.kubernetes.queues):
+        for queue in self._queues_with_a_template():
             workload = workload_for("hybrid-doctor", "dry-run", "doctor", queue=queue)
             try:
-                context = pod_context_for(self.settings.kubernetes, queue, "doctor")
+                context = pod_context_for(self.settings.kubernetes, queue, "doctor", self.templates.__getitem__)
                 pod = build_worker_pod(workload, context)
                 self.api.create_pod(pod, dry_run=True)
             except PodBuildError as error:
@@ -204,20 +206,23 @@ class _Doctor:
                 continue
             self.add("dry-run pod", "PASS", f"queue {queue}: a dry-run create in {context.namespace} is accepted")
 
+    def _queues_with_a_template(self) -> list[str]:
+        """The Kubernetes queues whose template loaded (the others' failure is reported once, above)."""
+        assert self.settings is not None
+        kubernetes = self.settings.kubernetes
+        return [
+            queue for queue in sorted(kubernetes.queues) if kubernetes.pod_template_file_for(queue) in self.templates
+        ]
+
     # --- execution api --------------------------------------------------------------------
 
     def check_execution_api_url(self) -> None:
         from airflow.configuration import conf
 
-        from hybrid_executor.kubernetes.pods import PodBuildError, base_pod_template
-
         assert self.settings is not None
         configured = conf.get("core", "execution_api_server_url", fallback=None) or ""
-        for queue in sorted(self.settings.kubernetes.queues):
-            try:
-                template = base_pod_template(self.settings.kubernetes.pod_template_file_for(queue))
-            except PodBuildError:
-                continue  # reported by the pod template check
+        for queue in self._queues_with_a_template():
+            template = self.templates[self.settings.kubernetes.pod_template_file_for(queue)]
             url, source = _template_env(template, _EXECUTION_API_ENV), "the pod template's env"
             if not url:
                 url, source = configured, "[core] execution_api_server_url (pods read it only if their image has it)"
@@ -238,12 +243,12 @@ class _Doctor:
                 self.add("execution api", "PASS", f"queue {queue}: pods call {url} (from {source})")
 
 
-def _template_env(pod: Any, name: str) -> str:
-    for container in (pod.spec.containers if pod.spec else None) or []:
-        if container.name == "base" or container is pod.spec.containers[0]:
-            for env in container.env or []:
-                if env.name == name and env.value:
-                    return str(env.value)
+def _template_env(pod: V1Pod, name: str) -> str:
+    """An env value of the template's first container: the one the executor makes the worker (``base``)."""
+    containers = (pod.spec.containers if pod.spec else None) or []
+    for env in (containers[0].env if containers else None) or []:
+        if env.name == name and env.value:
+            return str(env.value)
     return ""
 
 

@@ -39,13 +39,6 @@ def render(dag_id: str, task_id: str, *, run_id: str, map_index: int, try_number
         known = ", ".join(sorted(dag.task_dict)) or "none"
         raise CommandError(f"DAG {dag_id!r} has no task {task_id!r}; its tasks: {known}")
     task = dag.task_dict[task_id]
-    queue = str(task.queue)
-    if queue not in current.kubernetes.queues:
-        kubernetes_queues = ", ".join(sorted(current.kubernetes.queues))
-        raise CommandError(
-            f"{dag_id}.{task_id} is on queue {queue!r}, which goes to Celery: it gets no pod "
-            f"(the Kubernetes queues are: {kubernetes_queues})"
-        )
     mapped = _is_mapped(task)
     if mapped and map_index < 0:
         raise CommandError(f"{dag_id}.{task_id} is mapped: say which instance with --map-index N")
@@ -54,6 +47,14 @@ def render(dag_id: str, task_id: str, *, run_id: str, map_index: int, try_number
     workload = _workload(
         task, run_id, map_index, try_number, str(getattr(dag, "relative_fileloc", "") or ""), bundle_name
     )
+    # The task instance's queue, not the task's: a cluster policy's mutation hook may have moved it.
+    queue = workload.ti.queue
+    if queue not in current.kubernetes.queues:
+        kubernetes_queues = ", ".join(sorted(current.kubernetes.queues))
+        raise CommandError(
+            f"{dag_id}.{task_id} is on queue {queue!r}, which goes to Celery: it gets no pod "
+            f"(the Kubernetes queues are: {kubernetes_queues})"
+        )
     context = pod_context_for(current.kubernetes, queue, "render-pod")
     pod = build_worker_pod(workload, context)
     body = ApiClient().sanitize_for_serialization(pod)

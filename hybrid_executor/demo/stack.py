@@ -109,7 +109,7 @@ class DemoStack:
         process = self._process("kube-api", command, _base_env())
         process.start()
         deadline = time.monotonic() + 60
-        while not _first_line_is_url(process.log_path):
+        while not _printed_its_url(process.log_path):
             if not process.is_running() or time.monotonic() > deadline:
                 raise StackError(f"the local Kubernetes API did not start; see {process.log_path}")
             time.sleep(0.1)
@@ -290,7 +290,7 @@ def _base_env() -> dict[str, str]:
     return env
 
 
-def _first_line_is_url(log_path: Path) -> bool:
+def _printed_its_url(log_path: Path) -> bool:
     try:
         with open(log_path) as log:
             return any(line.startswith("http://") for line in log)

@@ -13,6 +13,7 @@ import json
 import signal
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +33,7 @@ ALL_TASKS = SLEEPERS | {"celery_after", "pod_after"}
 POD_TASKS = {"pod_sleeper_a", "pod_sleeper_b", "pod_after"}
 
 
-def _wait(condition: object, what: str, timeout: float) -> None:
-    assert callable(condition)
+def _wait(condition: Callable[[], bool], what: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, f"{what}: not within {timeout:g} s"

@@ -155,7 +155,8 @@ def test_doctor_names_each_problem_and_its_fix(
     assert 'metadata.labels: Invalid value: "data science"' in lines[dry_run]
     assert "fix: fix the queue's pod template" in lines[dry_run + 1]
     assert f"PASS  dry-run pod     queue kubernetes: a dry-run create in {namespace} is accepted" in text
-    assert "WARN  execution api   queue kubernetes:" not in text or "loopback" in text
+    url = "http://airflow-api-server.airflow.svc:8080/execution/"
+    assert f"PASS  execution api   queue kubernetes: pods call {url} (from the pod template's env)" in text
     assert lines[-1].endswith("failed")
     assert " 0 failed" not in lines[-1]
     # A dry run stores nothing.

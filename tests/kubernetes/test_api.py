@@ -8,18 +8,17 @@ builds it.
 
 from __future__ import annotations
 
-import base64
 import email.utils
 import pickle
 import socket
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 import urllib3
+from kube_test_support import NS, SECRET, ConnectionSettings
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
@@ -35,32 +34,8 @@ from hybrid_executor.kubernetes.api import (
 )
 from hybrid_executor.testing.kube import KubeletConfig, LocalKubeAPI
 
-NS = "default"
-# A JWT-shaped stand-in for a workload token, assembled here so no token-like literal sits in the repo.
-SECRET = (
-    ".".join(
-        base64.urlsafe_b64encode(part.encode()).decode().rstrip("=") for part in ('{"alg":"HS256"}', '{"sub":"task"}')
-    )
-    + ".do-not-log-this-signature"
-)
 LABELS = {"app.kubernetes.io/managed-by": "hybrid-executor"}
 SELECTOR = "app.kubernetes.io/managed-by=hybrid-executor"
-
-
-@dataclass(frozen=True)
-class ConnectionSettings:
-    """The fields of settings.KubernetesSettings that KubeApi.from_settings reads."""
-
-    config_file: str | None
-    in_cluster: bool = False
-    cluster_context: str | None = None
-    verify_ssl: bool = True
-    ssl_ca_cert: str | None = None
-    pod_creation_concurrency: int = 8
-    namespace_set: frozenset[str] = field(default_factory=lambda: frozenset({NS}))
-
-    def namespaces(self) -> frozenset[str]:
-        return self.namespace_set
 
 
 @pytest.fixture

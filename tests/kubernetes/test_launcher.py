@@ -10,15 +10,14 @@ Every pod carries a JWT-like token in its args; no log line or result may show i
 
 from __future__ import annotations
 
-import base64
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import pytest
+from kube_test_support import NS, SECRET, ConnectionSettings
 from kubernetes import client
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_fixed
 
@@ -32,15 +31,6 @@ from hybrid_executor.kubernetes.launcher import (
 )
 from hybrid_executor.testing.kube import LocalKubeAPI
 
-NS = "default"
-# A JWT-shaped stand-in for a workload token, assembled here so no token-like literal sits in the repo.
-SECRET = (
-    ".".join(
-        base64.urlsafe_b64encode(part.encode()).decode().rstrip("=") for part in ('{"alg":"HS256"}', '{"sub":"task"}')
-    )
-    + ".do-not-log-this-signature"
-)
-
 
 class Key(NamedTuple):
     """The shape of Airflow's TaskInstanceKey (importing Airflow here would configure it)."""
@@ -50,20 +40,6 @@ class Key(NamedTuple):
     run_id: str
     try_number: int = 1
     map_index: int = -1
-
-
-@dataclass(frozen=True)
-class ConnectionSettings:
-    config_file: str
-    in_cluster: bool = False
-    cluster_context: str | None = None
-    verify_ssl: bool = True
-    ssl_ca_cert: str | None = None
-    pod_creation_concurrency: int = 8
-    namespace_set: frozenset[str] = field(default_factory=lambda: frozenset({NS}))
-
-    def namespaces(self) -> frozenset[str]:
-        return self.namespace_set
 
 
 @pytest.fixture

@@ -1,8 +1,8 @@
 """PodWatcher against the local Kubernetes API, over real HTTP.
 
-Each test starts its own ``LocalKubeAPI``; the watcher reaches it through ``HttpPodSource``, a
-minimal ``PodSource`` written here with the official client (raw JSON lists, raw watch lines),
-so that these tests do not depend on ``api.py``. What the server did is known from the answers
+Each test starts its own ``LocalKubeAPI``; the watcher reaches it through ``KubeApi``, as in the
+executor (a variation keeps its streams from being shut down, another hands it one malformed
+event). What the server did is known from the answers
 to our own create, patch and delete calls (each carries its resourceVersion), and the watcher's
 events are compared with it as sequences of (type, name, resourceVersion).
 
@@ -11,11 +11,8 @@ Every pod carries a JWT-like token in its container args; no test may find it in
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import enum
 import itertools
-import json
 import logging
 import queue
 import threading
@@ -25,21 +22,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from kube_test_support import SECRET
 from kubernetes import client, config
-from kubernetes.client import ApiException
-from kubernetes.watch.watch import iter_resp_lines
 
+from hybrid_executor.kubernetes.api import KubeApi, WatchEvent, WatchStream
 from hybrid_executor.kubernetes.watcher import RELISTED, PodEvent, PodWatcher
 from hybrid_executor.testing.kube import LocalKubeAPI
 from hybrid_executor.testing.kube.faults import FaultRule
 
-# A JWT-shaped stand-in for a workload token, assembled here so no token-like literal sits in the repo.
-SECRET = (
-    ".".join(
-        base64.urlsafe_b64encode(part.encode()).decode().rstrip("=") for part in ('{"alg":"HS256"}', '{"sub":"task"}')
-    )
-    + ".do-not-log-this-signature"
-)
 NS = "work"
 SELECTOR = "app.kubernetes.io/managed-by=hybrid-executor"
 LABELS = {"app.kubernetes.io/managed-by": "hybrid-executor"}
@@ -47,109 +37,25 @@ LABELS = {"app.kubernetes.io/managed-by": "hybrid-executor"}
 Seen = tuple[str, str, str]  # (type, name, resourceVersion)
 
 
-# --- a minimal PodSource over HTTP --------------------------------------------------------------
+# --- sources: KubeApi, and two variations of it ------------------------------------------------
 
 
-class Kind(enum.Enum):
-    GONE = "gone"
-    RETRYABLE = "retryable"
+class Uninterruptible:
+    """KubeApi with its watch streams behind a generator, which has no way to be shut down from another thread."""
 
+    def __init__(self, api: KubeApi) -> None:
+        self.api = api
 
-class SourceError(Exception):
-    """Stands in for api.py's KubeApiError: an HTTP code and a kind."""
-
-    def __init__(self, code: int | None, reason: str, retry_after: float | None = None) -> None:
-        super().__init__(f"{code} {reason}")
-        self.code = code
-        self.retry_after = retry_after
-        self.kind = Kind.GONE if code == 410 else Kind.RETRYABLE
-
-
-@dataclass(frozen=True)
-class Page:
-    items: list[dict[str, Any]]
-    resource_version: str
-    continue_token: str | None
-
-
-@dataclass(frozen=True)
-class Event:
-    type: str
-    object: dict[str, Any]
-
-
-class HttpStream:
-    """The raw lines of one watch response; ``shutdown()`` ends a read blocked in another thread."""
-
-    def __init__(self, response: Any) -> None:
-        self._response = response
-        self._lines = iter_resp_lines(response)
-
-    def __iter__(self) -> HttpStream:
-        return self
-
-    def __next__(self) -> Event:
-        for line in self._lines:
-            if not line:
-                continue
-            event = json.loads(line)
-            if event["type"] == "ERROR":
-                status = event["object"]
-                raise SourceError(status.get("code"), status.get("reason", ""))
-            return Event(event["type"], event["object"])
-        raise StopIteration
-
-    def shutdown(self) -> None:
-        self._response.shutdown()
-
-    def close(self) -> None:
-        self._response.close()
-
-
-class HttpPodSource:
-    def __init__(self, api_client: client.ApiClient, *, interruptible: bool = True) -> None:
-        self.v1 = client.CoreV1Api(api_client)
-        self.interruptible = interruptible
-
-    def list_pods_page(self, namespace: str, label_selector: str, continue_token: str | None, limit: int) -> Page:
-        try:
-            response = self.v1.list_namespaced_pod(
-                namespace,
-                label_selector=label_selector,
-                limit=limit,
-                _continue=continue_token,
-                _preload_content=False,
-                _request_timeout=(5, 10),
-            )
-        except ApiException as error:
-            raise SourceError(error.status, error.reason) from None
-        body = json.loads(response.data)
-        metadata = body["metadata"]
-        return Page(body["items"], metadata["resourceVersion"], metadata.get("continue") or None)
+    def list_pods_page(self, namespace: str, label_selector: str, continue_token: str | None, limit: int) -> Any:
+        return self.api.list_pods_page(namespace, label_selector, continue_token, limit)
 
     def watch_pods(
         self, namespace: str, label_selector: str, resource_version: str, timeout_seconds: int
-    ) -> Iterator[Event]:
-        try:
-            response = self.v1.list_namespaced_pod(
-                namespace,
-                label_selector=label_selector,
-                resource_version=resource_version,
-                allow_watch_bookmarks=True,
-                timeout_seconds=timeout_seconds,
-                watch=True,
-                _preload_content=False,
-                _request_timeout=(5, timeout_seconds + 5),
-            )
-        except ApiException as error:
-            retry_after = (error.headers or {}).get("Retry-After")
-            raise SourceError(error.status, error.reason, float(retry_after) if retry_after else None) from None
-        stream = HttpStream(response)
-        return stream if self.interruptible else _plain(stream)
+    ) -> Iterator[WatchEvent]:
+        return _plain(self.api.watch_pods(namespace, label_selector, resource_version, timeout_seconds))
 
 
-def _plain(stream: HttpStream) -> Iterator[Event]:
-    """The same events from a generator, which has no way to be shut down from another thread."""
+def _plain(stream: WatchStream) -> Iterator[WatchEvent]:
     try:
         yield from stream
     finally:
@@ -165,6 +71,10 @@ class Kube:
     api_client: client.ApiClient
     v1: client.CoreV1Api
     names: Iterator[int]
+
+    def source(self) -> KubeApi:
+        """What the executor hands its watchers: a KubeApi on this server."""
+        return KubeApi(self.v1, request_timeout=10)
 
     def create(self, name: str, namespace: str = NS) -> Seen:
         pod = self.v1.create_namespaced_pod(namespace, _pod(name))
@@ -293,7 +203,7 @@ def watch(kube: Kube) -> Iterator[Callable[..., Watched]]:
         target = target or kube
         options = {"watch_timeout_seconds": 10, "backoff_initial": 0.02, "backoff_max": 0.2, **options}
         events: queue.SimpleQueue[PodEvent] = queue.SimpleQueue()
-        watcher = PodWatcher(source or HttpPodSource(target.api_client), NS, SELECTOR, events, **options)
+        watcher = PodWatcher(source or target.source(), NS, SELECTOR, events, **options)
         watcher.start()
         started.append(watcher)
         assert watcher.wait_synced(5), "the first list did not complete"
@@ -486,19 +396,19 @@ def test_backoff_grows_while_the_watch_fails_and_starts_over_once_it_works(
     assert kube.list_requests() == 1
 
 
-class Sabotaged(HttpPodSource):
+class Sabotaged(KubeApi):
     """Hands the watcher one malformed event (no metadata, a secret in it) on its first watch."""
 
-    def __init__(self, api_client: client.ApiClient) -> None:
-        super().__init__(api_client)
+    def __init__(self, v1: client.CoreV1Api) -> None:
+        super().__init__(v1, request_timeout=10)
         self.watches = 0
 
-    def watch_pods(
+    def watch_pods(  # an iterator, not a WatchStream, the first time
         self, namespace: str, label_selector: str, resource_version: str, timeout_seconds: int
-    ) -> Iterator[Event]:
+    ) -> Iterator[WatchEvent]:
         self.watches += 1
         if self.watches == 1:
-            return iter([Event("MODIFIED", {"spec": {"containers": [{"args": [SECRET]}]}})])
+            return iter([WatchEvent("MODIFIED", {"spec": {"containers": [{"args": [SECRET]}]}})])
         return super().watch_pods(namespace, label_selector, resource_version, timeout_seconds)
 
 
@@ -506,7 +416,7 @@ def test_an_unexpected_error_is_logged_and_the_watcher_relists(
     kube: Kube, watch: Callable[..., Watched], caplog: pytest.LogCaptureFixture
 ) -> None:
     kube.create("here")
-    watched = watch(source=Sabotaged(kube.api_client))
+    watched = watch(source=Sabotaged(kube.v1))
 
     assert [seen[:2] for seen in watched.take(2)] == [(RELISTED, "here"), (RELISTED, "here")]
     after = kube.create("after")
@@ -533,7 +443,7 @@ def test_stop_is_prompt(
     options: dict[str, Any],
     in_backoff: bool,
 ) -> None:
-    watched = watch(source=HttpPodSource(kube.api_client, interruptible=interruptible), **options)
+    watched = watch(source=kube.source() if interruptible else Uninterruptible(kube.source()), **options)
     if in_backoff:  # make the watch fail: the next attempt is up to 20 s away
         kube.api.faults.add("watch", "pods", status=500)
         deadline = time.monotonic() + 5
@@ -554,7 +464,7 @@ def test_stop_is_prompt(
 def test_the_thread_is_a_daemon_and_synced_waits_for_the_first_list(kube: Kube) -> None:
     slow = kube.api.faults.add("list", "pods", latency=0.3, times=1)
     events: queue.SimpleQueue[PodEvent] = queue.SimpleQueue()
-    watcher = PodWatcher(HttpPodSource(kube.api_client), NS, SELECTOR, events, watch_timeout_seconds=10)
+    watcher = PodWatcher(kube.source(), NS, SELECTOR, events, watch_timeout_seconds=10)
     assert not watcher.synced
     watcher.start()
     try:
