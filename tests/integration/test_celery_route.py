@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from driving import wait_for_events
 
+from hybrid_executor.demo.processes import ManagedProcess, stop_together
 from hybrid_executor.testing.services import AirflowEnv, airflow_command, free_port
 
 pytestmark = pytest.mark.slow
@@ -37,21 +34,6 @@ celery_tasks()
 """
 
 
-def _start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def airflow_workers(airflow_env: AirflowEnv, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """An api-server (whose execution API the tasks talk to) and one Celery worker, for this module."""
@@ -61,12 +43,25 @@ def airflow_workers(airflow_env: AirflowEnv, tmp_path_factory: pytest.TempPathFa
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
         "AIRFLOW__CORE__EXECUTOR": "hybrid_executor.HybridExecutor",
     }
-    api = _start([*airflow_command(), "api-server", "--host", "127.0.0.1", "--port", str(port)], env, logs / "api.log")
-    worker = _start(
-        [*airflow_command(), "celery", "worker", "--concurrency", "2", "--without-gossip", "--without-mingle", "-s"],
+    api = ManagedProcess(
+        "api-server",
+        [*airflow_command(), "api-server", "--host", "127.0.0.1", "--port", str(port)],
         env,
-        logs / "worker.log",
+        logs / "api.log",
+        logs,
     )
+    worker_command = [
+        *airflow_command(),
+        "celery",
+        "worker",
+        "--concurrency",
+        "2",
+        "--without-gossip",
+        "--without-mingle",
+    ]
+    worker = ManagedProcess("celery-worker", [*worker_command, "-s"], env, logs / "worker.log", logs)
+    api.start()
+    worker.start()
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -74,13 +69,12 @@ def airflow_workers(airflow_env: AirflowEnv, tmp_path_factory: pytest.TempPathFa
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/monitor/health", timeout=2):
                     break
             except OSError:
-                assert api.poll() is None, (logs / "api.log").read_text()[-3000:]
+                assert api.is_running(), api.log_tail(60)
                 assert time.monotonic() < deadline, "the api-server did not answer within 120 s"
                 time.sleep(0.5)
         yield {"AIRFLOW__CORE__EXECUTION_API_SERVER_URL": env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"]}
     finally:
-        _stop(worker)
-        _stop(api)
+        stop_together([worker, api], grace=20)
 
 
 def test_celery_tasks_run_on_a_real_worker_and_report_back(
