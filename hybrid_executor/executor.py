@@ -45,6 +45,7 @@ class HybridExecutor(BaseExecutor):
 
     _job_id: int | str | None = None
     _callback_sink: Any = None
+    _handed_to_scheduler: list[Any] = []  # replaced, never mutated: see _task_event_logs
 
     def __init__(self, parallelism: int = PARALLELISM, team_name: str | None = None) -> None:
         super().__init__(parallelism=parallelism, team_name=team_name)
@@ -107,6 +108,12 @@ class HybridExecutor(BaseExecutor):
         pods = self.kubernetes_executor._task_event_logs
         while pods:
             merged.append(pods.popleft())
+        # Airflow's SchedulerJobRunner._process_task_event_logs pops them into
+        # Session.bulk_save_objects(preserve_order=False), which sorts their states into a list: a
+        # state holds its object weakly, so an entry nothing else holds is freed before its row is
+        # built and saved as "INSERT INTO log DEFAULT VALUES" (null "event"; any SQLAlchemy 1.4-2.1).
+        # Holding what was handed out until the next call keeps every entry alive through the save.
+        self._handed_to_scheduler = list(merged)
         return merged
 
     @_task_event_logs.setter

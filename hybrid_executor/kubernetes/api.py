@@ -238,12 +238,20 @@ class KubeApi:
             raise classify(error) from error
         return created
 
-    def delete_pod(self, namespace: str, name: str, *, grace_period_seconds: int | None = None) -> bool:
-        """Delete a pod; False if it was already gone (404), True if the API accepted the deletion."""
+    def delete_pod(
+        self, namespace: str, name: str, *, grace_period_seconds: int | None = None, uid: str | None = None
+    ) -> bool:
+        """Delete a pod; False if it was already gone (404), True if the API accepted the deletion.
+
+        ``uid``: delete only that pod (a precondition): another pod of the same name answers 409
+        Conflict, raised as a KubeApiError with reason ``Conflict``.
+        """
+        body = {"preconditions": {"uid": uid}} if uid else None
         return _unless_not_found(
             lambda: self.core.delete_namespaced_pod(
                 name,
                 namespace,
+                body=body,
                 grace_period_seconds=grace_period_seconds,
                 _preload_content=False,
                 _request_timeout=self._timeout,

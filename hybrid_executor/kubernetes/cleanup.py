@@ -1,4 +1,8 @@
-"""Deletes finished worker pods off the scheduler's thread, each pod at most once."""
+"""Deletes worker pods off the scheduler's thread, each pod at most once at a time.
+
+A deletion may name the pod's uid: then only that pod goes, never another one that has taken its
+name since (the API answers 409 Conflict to the precondition, which means: nothing of ours to delete).
+"""
 
 from __future__ import annotations
 
@@ -14,20 +18,21 @@ log = logging.getLogger(__name__)
 class PodDeleter:
     def __init__(self, api: KubeApi) -> None:
         self._api = api
-        self._queue: queue.SimpleQueue[tuple[str, str] | None] = queue.SimpleQueue()
-        self._asked: set[tuple[str, str]] = set()
+        self._queue: queue.SimpleQueue[tuple[str, str, str | None] | None] = queue.SimpleQueue()
+        self._asked: set[tuple[str, str, str | None]] = set()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="hybrid-executor-pod-deleter", daemon=True)
         self._thread.start()
 
-    def delete(self, namespace: str, name: str) -> None:
-        """Ask for a deletion; never blocks, and a pod already asked for is not asked again."""
-        if (namespace, name) in self._asked:
+    def delete(self, namespace: str, name: str, uid: str | None = None) -> None:
+        """Ask for a deletion (of pod ``uid`` only, if given); never blocks; a pending one is not asked again."""
+        item = (namespace, name, uid)
+        if item in self._asked:
             return
-        self._asked.add((namespace, name))
-        self._queue.put((namespace, name))
+        self._asked.add(item)
+        self._queue.put(item)
 
     def stop(self, timeout: float) -> None:
         if self._thread is None:
@@ -41,10 +46,12 @@ class PodDeleter:
             item = self._queue.get()
             if item is None:
                 return
-            namespace, name = item
+            namespace, name, uid = item
             try:
-                self._api.delete_pod(namespace, name)  # a 404 is done, not an error
+                self._api.delete_pod(namespace, name, uid=uid)  # a 404 is done, not an error
             except KubeApiError as error:
+                if uid is not None and error.code == 409:
+                    continue  # the name now belongs to another pod: the one asked for is gone
                 log.warning("Could not delete worker pod %s/%s: %s", namespace, name, error)
             except Exception:
                 log.exception("Unexpected error deleting worker pod %s/%s", namespace, name)

@@ -13,22 +13,26 @@ import heapq
 import queue
 import threading
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from airflow.executors.base_executor import PARALLELISM, BaseExecutor
 from airflow.models.taskinstancekey import TaskInstanceKey
+from airflow.utils.state import TaskInstanceState
 
-from hybrid_executor.kubernetes.api import KubeApi, KubeApiError
+from hybrid_executor.kubernetes.adoption import adopt_pods
+from hybrid_executor.kubernetes.api import KubeApi
 from hybrid_executor.kubernetes.cleanup import PodDeleter
 from hybrid_executor.kubernetes.launcher import LaunchRequest, LaunchResult, PodLauncher
+from hybrid_executor.kubernetes.podlog import read_task_pod_log
 from hybrid_executor.kubernetes.pods import (
     base_pod_template,
     build_worker_pod,
     pod_context_for,
     pod_name_for,
-    scheduler_job_labels,
+    queueing_of_pod,
     selector_for_scheduler,
     task_key_from_pod,
 )
@@ -43,15 +47,30 @@ if TYPE_CHECKING:
     from hybrid_executor.settings import KubernetesSettings
 
 
-@dataclass
-class _Tracked:
-    """What this executor knows of one task's pod."""
+@dataclass(eq=False)
+class _Pod:
+    """What this executor knows of the pod of one queueing of a task.
 
+    ``current``: the newest queueing of its key, the only one whose outcome is reported. An older
+    queueing (the task came back with the same try: a deferral, a reschedule poke, a requeue) is
+    still followed, so that its pod is deleted by policy when it ends, but it reports nothing.
+    ``uid``: the first uid seen for the name (watch or create answer); a pod of the same name with
+    another uid is a second pod, made by a create that was retried after the first was deleted.
+    ``launching``: the launcher has not answered yet; the entry is kept until it has, so that a pod
+    it creates after the outcome is known (and deleted).
+    """
+
+    key: TaskInstanceKey
     namespace: str
     name: str
+    queueing: str
+    uid: str | None = None
+    current: bool = True
+    launching: bool = False
+    revoked: bool = False
+    finished: bool = False
     pending_since: float | None = None
     pending_reason: str = ""
-    finished: bool = False
 
 
 class KubernetesPodExecutor(BaseExecutor):
@@ -76,9 +95,9 @@ class KubernetesPodExecutor(BaseExecutor):
         self._deleter: PodDeleter | None = None
         self._watchers: dict[str, PodWatcher] = {}
         self._events: queue.SimpleQueue[PodEvent] = queue.SimpleQueue()
-        self._tracked: dict[TaskInstanceKey, _Tracked] = {}
-        self._by_pod: dict[tuple[str, str], TaskInstanceKey] = {}
-        self._pending_deadlines: list[tuple[float, TaskInstanceKey]] = []
+        self._pods: dict[str, _Pod] = {}  # by pod name: unique to a queueing, whatever the namespace
+        self._current: dict[TaskInstanceKey, _Pod] = {}
+        self._pending_deadlines: list[tuple[float, str]] = []
         self._templates: dict[str, V1Pod] = {}
         self._templates_lock = threading.Lock()  # launcher threads build pods concurrently
 
@@ -152,11 +171,33 @@ class KubernetesPodExecutor(BaseExecutor):
             key = workload.ti.key
             self.queued_tasks.pop(key, None)
             self.running.add(key)
-            name, namespace = pod_name_for(key), self.settings.namespace_for(workload.ti.queue)
-            self._track(key, namespace, name)
+            queueing = self._queueing_of(workload)
+            name, namespace = pod_name_for(key, queueing), self.settings.namespace_for(workload.ti.queue)
+            if name in self._pods:
+                # The scheduler handed over the very same queueing twice (the same external_executor_id):
+                # its pod is already on its way.
+                continue
+            pod = self._follow(_Pod(key, namespace, name, queueing, launching=True))
             self._launcher.submit(
                 LaunchRequest(key, functools.partial(self._build_pod, workload), pod_name=name, namespace=namespace)
             )
+            self.log.debug("Task %s: launching pod %s/%s", key, pod.namespace, pod.name)
+
+    def _queueing_of(self, workload: workloads.ExecuteTask) -> str:
+        """The id of this queueing: the scheduler's ``external_executor_id``, or one drawn here.
+
+        The scheduler draws a new one whenever it queues a task for an executor that pre-assigns
+        them, as the router does. A workload without one (an Airflow that does not pre-assign)
+        gets a UUID here, reported as the QUEUED event's info: the scheduler then stores it as the
+        task instance's external_executor_id, which adoption matches pods on.
+        """
+        ti = workload.ti
+        queueing = getattr(ti, "external_executor_id", None)
+        if not queueing:
+            queueing = str(uuid.uuid4())
+            ti.external_executor_id = queueing
+            self.event_buffer[ti.key] = (TaskInstanceState.QUEUED, queueing)
+        return str(queueing)
 
     def _build_pod(self, workload: workloads.ExecuteTask) -> V1Pod:
         """Runs on a launcher thread: template (cached), pod_override merge, mutation hook."""
@@ -171,15 +212,16 @@ class KubernetesPodExecutor(BaseExecutor):
                 self._templates[path] = base_pod_template(path)
             return self._templates[path]
 
-    def _track(self, key: TaskInstanceKey, namespace: str, name: str) -> _Tracked:
-        tracked = self._tracked.get(key)
-        if tracked is not None and (tracked.namespace, tracked.name) != (namespace, name):
-            self._by_pod.pop((tracked.namespace, tracked.name), None)
-            tracked.namespace, tracked.name = namespace, name
-        elif tracked is None:
-            tracked = self._tracked[key] = _Tracked(namespace, name)
-        self._by_pod[(namespace, name)] = key
-        return tracked
+    def _follow(self, pod: _Pod) -> _Pod:
+        """Track ``pod`` as its key's current queueing; an older queueing is kept but reports nothing."""
+        older = self._current.get(pod.key)
+        if older is not None and older is not pod:
+            older.current = False
+            if older.finished and not older.launching:
+                self._forget(older)
+        self._pods[pod.name] = pod
+        self._current[pod.key] = pod
+        return pod
 
     # --- syncing --------------------------------------------------------------------------
 
@@ -196,181 +238,198 @@ class KubernetesPodExecutor(BaseExecutor):
         self._enforce_pending_timeout()
 
     def _on_launch_result(self, result: LaunchResult) -> None:
-        if result.cancelled:
-            if result.ok:  # created while it was being revoked: the task must not run after all
-                self._delete_pod(result.namespace, result.pod_name)
+        pod = self._pods.get(result.pod_name)
+        if pod is None:  # cannot happen: a launching pod is never forgotten
+            if result.ok and result.uid:
+                self._delete_pod(result.namespace, result.pod_name, uid=result.uid)
             return
-        if result.key not in self.running:
-            # Already over: the watch reported the pod's end before this result came (a quick pod),
-            # or a revoke came after the create and deleted the pod itself. Nothing left to do.
-            return
+        pod.launching = False
+        pod.namespace = result.namespace  # a pod_override may have moved it to another watched namespace
         if result.ok:
-            self._track(result.key, result.namespace, result.pod_name)
-            return
-        event = (
-            "pod could not be built"
-            if (result.error or "").startswith("pod could not be built")
-            else ("pod creation failed")
+            self._on_created(pod, result)
+        elif not result.cancelled:
+            self._on_launch_failed(pod, result)
+        if pod.revoked or pod.finished:
+            self._forget(pod)  # the launch is over and so is the queueing
+
+    def _on_created(self, pod: _Pod, result: LaunchResult) -> None:
+        stray = result.uid is not None and (
+            pod.revoked  # created while it was being revoked: the task must not run after all
+            or (pod.uid is not None and result.uid != pod.uid)  # a second pod: the first was deleted meanwhile
+            or (pod.finished and pod.uid is None)  # the outcome came before any pod did
         )
-        self._fail_task(result.key, event, result.error or "unknown error")
-        self._forget(result.key)  # no pod to follow
+        if stray:
+            self.log.warning(
+                "Task %s: deleting pod %s/%s (uid %s): it was created after its queueing ended",
+                pod.key,
+                pod.namespace,
+                pod.name,
+                result.uid,
+            )
+            self._delete_pod(pod.namespace, pod.name, uid=result.uid)
+        elif pod.revoked:
+            self._delete_pod(pod.namespace, pod.name)  # 409: the pod an earlier attempt stored
+        elif pod.uid is None and result.uid is not None:
+            pod.uid = result.uid
+
+    def _on_launch_failed(self, pod: _Pod, result: LaunchResult) -> None:
+        if pod.uid is not None:
+            return  # every answer was lost, yet the watch shows the pod: it runs, and is followed
+        if result.gave_up:
+            # A create whose answer was lost may have been stored all the same: no such pod may run
+            # once its task has been failed. (404 is fine: nothing was stored.)
+            self._delete_pod(pod.namespace, pod.name)
+        if pod.current and not pod.finished and not pod.revoked:
+            event = (
+                "pod could not be built"
+                if (result.error or "").startswith("pod could not be built")
+                else ("pod creation failed")
+            )
+            self._fail_task(pod, event, result.error or "unknown error")
+        pod.finished = True
+        self._forget(pod)
 
     def _on_pod_event(self, event: PodEvent) -> None:
         metadata = event.pod.get("metadata") or {}
-        where = (metadata.get("namespace", ""), metadata.get("name", ""))
-        key = self._by_pod.get(where) or task_key_from_pod(event.pod)
-        if key is None or key not in self.running:
+        pod = self._pods.get(metadata.get("name", ""))
+        if pod is None or queueing_of_pod(event.pod) != pod.queueing or task_key_from_pod(event.pod) != pod.key:
+            return  # not a pod of a queueing this executor follows (another deployment's, or an older one's)
+        uid = metadata.get("uid")
+        if pod.uid is None:
+            pod.uid = uid
+            pod.namespace = metadata.get("namespace", pod.namespace)
+        elif uid != pod.uid:
+            if event.type != "DELETED":
+                self.log.warning(
+                    "Task %s: deleting pod %s/%s (uid %s): a second pod of one queueing (the first was %s)",
+                    pod.key,
+                    pod.namespace,
+                    pod.name,
+                    uid,
+                    pod.uid,
+                )
+                self._delete_pod(metadata.get("namespace", pod.namespace), pod.name, uid=uid)
             return
-        tracked = self._tracked.get(key) or self._track(key, *where)
-        if tracked.finished:
+        if pod.launching and self._launcher is not None:
+            self._launcher.cancel(pod.name)  # the pod exists: no attempt may make another once it is gone
+        if pod.finished or pod.revoked:
             return
         outcome = outcome_of(event.type, event.pod)
         if outcome.state == "pending":
-            self._note_pending(key, tracked, outcome)
+            self._note_pending(pod, outcome)
         elif outcome.state == "running":
-            tracked.pending_since = None
+            pod.pending_since = None
         elif outcome.state in ("success", "failed"):
-            self._finish(key, tracked, outcome)
+            self._finish(pod, outcome)
 
-    def _note_pending(self, key: TaskInstanceKey, tracked: _Tracked, outcome: PodOutcome) -> None:
+    def _note_pending(self, pod: _Pod, outcome: PodOutcome) -> None:
         if outcome.fatal:
-            self._finish(key, tracked, outcome, still_pending=True)
+            self._finish(pod, outcome, still_pending=True)
             return
-        tracked.pending_reason = outcome.message
-        if tracked.pending_since is None:
-            tracked.pending_since = time.monotonic()
-            deadline = tracked.pending_since + self.settings.worker_pods_pending_timeout
-            heapq.heappush(self._pending_deadlines, (deadline, key))
+        pod.pending_reason = outcome.message
+        if pod.pending_since is None:
+            pod.pending_since = time.monotonic()
+            deadline = pod.pending_since + self.settings.worker_pods_pending_timeout
+            heapq.heappush(self._pending_deadlines, (deadline, pod.name))
 
     def _enforce_pending_timeout(self) -> None:
         now = time.monotonic()
         while self._pending_deadlines and self._pending_deadlines[0][0] <= now:
-            _, key = heapq.heappop(self._pending_deadlines)
-            tracked = self._tracked.get(key)
-            if tracked is None or tracked.finished or tracked.pending_since is None:
+            _, name = heapq.heappop(self._pending_deadlines)
+            pod = self._pods.get(name)
+            if pod is None or pod.finished or pod.revoked or pod.pending_since is None:
                 continue
-            if tracked.pending_since + self.settings.worker_pods_pending_timeout > now:
+            if pod.pending_since + self.settings.worker_pods_pending_timeout > now:
                 continue  # pending again since: a newer deadline is in the heap
             message = (
-                f"pod {tracked.namespace}/{tracked.name} was still Pending after "
+                f"pod {pod.namespace}/{pod.name} was still Pending after "
                 f"{self.settings.worker_pods_pending_timeout:g}s ([kubernetes_executor] "
-                f"worker_pods_pending_timeout): {tracked.pending_reason}"
+                f"worker_pods_pending_timeout): {pod.pending_reason}"
             )
-            self._finish(key, tracked, PodOutcome("failed", message, fatal=True), still_pending=True)
+            self._finish(pod, PodOutcome("failed", message, fatal=True), still_pending=True)
 
-    def _finish(
-        self, key: TaskInstanceKey, tracked: _Tracked, outcome: PodOutcome, *, still_pending: bool = False
-    ) -> None:
-        """Report the task's end and delete its pod by policy.
+    def _finish(self, pod: _Pod, outcome: PodOutcome, *, still_pending: bool = False) -> None:
+        """Report the task's end (for its current queueing only) and delete the pod by policy.
 
         A pod given up on while still Pending (the pending timeout, a reason that cannot resolve) is
         deleted whatever the policy, as the stock executor deleted timed-out pods: left there, it
         would hold its quota, and could yet start and run a task already reported failed.
         """
-        tracked.finished = True
+        pod.finished = True
         if outcome.state == "success":
-            self.success(key, f"{tracked.namespace}/{tracked.name}")
+            if pod.current:
+                self.success(pod.key, f"{pod.namespace}/{pod.name}")
             delete = self.settings.delete_worker_pods
         else:
-            self._fail_task(key, "pod failed", outcome.message)
+            if pod.current:
+                self._fail_task(pod, "pod failed", outcome.message)
             delete = still_pending or (self.settings.delete_worker_pods and self.settings.delete_worker_pods_on_failure)
         if delete and not outcome.gone:
-            self._delete_pod(tracked.namespace, tracked.name)
-        self._forget(key)
+            self._delete_pod(pod.namespace, pod.name, uid=pod.uid)
+        if pod.launching and self._launcher is not None:
+            self._launcher.cancel(pod.name)  # kept until the launcher answers: see _on_launch_result
+        else:
+            self._forget(pod)
 
-    def _delete_pod(self, namespace: str, name: str) -> None:
+    def _delete_pod(self, namespace: str, name: str, *, uid: str | None = None) -> None:
         assert self._deleter is not None, "start() the executor first"
-        self._deleter.delete(namespace, name)
+        self._deleter.delete(namespace, name, uid=uid)
 
-    def _fail_task(self, key: TaskInstanceKey, event: str, message: str) -> None:
-        self.log.error("Task %s: %s: %s", key, event, message)
-        self.log_task_event(event=event, extra=message, ti_key=key)
-        self.fail(key, message)
-        if key not in self._tracked or self._tracked[key].finished:
-            self._forget(key)
+    def _fail_task(self, pod: _Pod, event: str, message: str) -> None:
+        self.log.error("Task %s: %s: %s", pod.key, event, message)
+        self.log_task_event(event=event, extra=message, ti_key=pod.key)
+        self.fail(pod.key, message)
 
-    def _forget(self, key: TaskInstanceKey) -> None:
-        tracked = self._tracked.pop(key, None)
-        if tracked is not None:
-            self._by_pod.pop((tracked.namespace, tracked.name), None)
+    def _forget(self, pod: _Pod) -> None:
+        if self._pods.get(pod.name) is pod:
+            del self._pods[pod.name]
+        if self._current.get(pod.key) is pod:
+            del self._current[pod.key]
 
     # --- the scheduler's other calls ------------------------------------------------------
 
     def revoke_task(self, *, ti: TaskInstance) -> None:
+        """Stop the task's current queueing: no pod, or its pod deleted; the task is forgotten."""
         key = ti.key
-        if self._launcher is not None:
-            self._launcher.cancel(key)
-        tracked = self._tracked.get(key)
-        if tracked is not None:
-            self._delete_pod(tracked.namespace, tracked.name)
-            self._forget(key)
+        pod = self._current.get(key)
+        if pod is not None:
+            pod.revoked = True
+            self._delete_pod(pod.namespace, pod.name)
+            if pod.launching and self._launcher is not None:
+                self._launcher.cancel(pod.name)  # kept until the launcher answers, to delete what it made
+            else:
+                self._forget(pod)
+            if self._current.get(key) is pod:
+                del self._current[key]
         self.running.discard(key)
         self.queued_tasks.pop(key, None)
 
     def try_adopt_task_instances(self, tis: Sequence[TaskInstance]) -> Sequence[TaskInstance]:
-        """Adopt the pods of dead schedulers: one paginated LIST per namespace, then relabel each.
-
-        The relabelled pod starts matching this scheduler's watch, which then reports its current
-        state, finished or not; so a pod that ended while no scheduler ran is picked up the same way.
+        """Adopt the pods of dead schedulers (see :mod:`hybrid_executor.kubernetes.adoption`).
 
         A task this executor already runs is kept as it is. The scheduler asks that when it took
         its own job for dead (a heartbeat later than ``scheduler_health_check_threshold``, say on a
         loaded machine): answering "not adopted" would make it reset the task and start a second
         pod for a try whose first pod still runs.
         """
-        wanted = {ti.key: ti for ti in tis if ti.key not in self.running}
+        wanted = [ti for ti in tis if ti.key not in self.running]
         if not wanted:
             return []
-        selector = selector_for_scheduler(exclude_job_id=self.scheduler_job_id)
-        found: dict[TaskInstanceKey, dict[str, Any]] = {}
-        for namespace in sorted(self.settings.namespaces()):
-            for pod in self._list_all(namespace, selector):
-                key = task_key_from_pod(pod)
-                if key in wanted:
-                    found[key] = pod
-        not_adopted = []
-        for key, ti in wanted.items():
-            match = found.get(key)
-            if match is None:
-                not_adopted.append(ti)
-                continue
-            metadata = match["metadata"]
-            try:
-                self.api.patch_pod_labels(
-                    metadata["namespace"], metadata["name"], scheduler_job_labels(self.scheduler_job_id)
-                )
-            except KubeApiError as error:
-                self.log.warning("Could not adopt pod %s/%s: %s", metadata["namespace"], metadata["name"], error)
-                not_adopted.append(ti)
-                continue
-            self.running.add(key)
-            self._track(key, metadata["namespace"], metadata["name"])
+        adopted, not_adopted = adopt_pods(self.api, sorted(self.settings.namespaces()), self.scheduler_job_id, wanted)
+        for pod in adopted:
+            self.running.add(pod.key)
+            self._follow(_Pod(pod.key, pod.namespace, pod.name, pod.queueing, pod.uid))
         return not_adopted
 
-    def _list_all(self, namespace: str, selector: str) -> list[dict[str, Any]]:
-        pods: list[dict[str, Any]] = []
-        continue_token: str | None = None
-        while True:
-            page = self.api.list_pods_page(namespace, selector, continue_token)
-            pods.extend(page.items)
-            continue_token = page.continue_token
-            if not continue_token:
-                return pods
-
     def get_task_log(self, ti: TaskInstance, try_number: int) -> tuple[list[str], list[str]]:
-        key = ti.key.with_try_number(try_number)
-        namespace, name = self.settings.namespace_for(ti.queue), pod_name_for(key)
-        try:
-            text = self.api.read_pod_log(namespace, name, tail_lines=self.RUNNING_POD_LOG_LINES)
-        except KubeApiError as error:
-            return [f"Reading the log of pod {namespace}/{name} failed: {error}"], [""]
-        return [f"Found the log of pod {namespace}/{name} through the Kubernetes API"], [text]
+        return read_task_pod_log(self, ti, try_number, tail_lines=self.RUNNING_POD_LOG_LINES)
 
     def debug_dump(self) -> None:
         super().debug_dump()
         self.log.info(
-            "pods tracked: %d, launches pending: %d, pending deadlines: %d, watchers: %s",
-            len(self._tracked),
+            "pods followed: %d (current %d), launches pending: %d, pending deadlines: %d, watchers: %s",
+            len(self._pods),
+            len(self._current),
             self._launcher.pending() if self._launcher else 0,
             len(self._pending_deadlines),
             {ns: w.synced for ns, w in self._watchers.items()},

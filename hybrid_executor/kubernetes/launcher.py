@@ -10,10 +10,16 @@ threads takes each :class:`LaunchRequest` and creates its pod:
 - retrying with tenacity what :func:`~hybrid_executor.kubernetes.errors.classify` calls RETRYABLE
   (exponential backoff with full jitter, never sooner than the error's Retry-After), within a time
   budget per task; anything else (400, 422, a missing namespace) fails at once with the API's message;
-- 409 AlreadyExists counts as launched: the pod name is derived from the task key and try, so the
-  pod that exists is the one an earlier attempt created (its answer lost on the way back);
-- a cancelled key never gets a pod: checked before each attempt, and every wait (for the rate
-  limit, between attempts) ends as soon as the key is cancelled or the launcher stops.
+- 409 AlreadyExists counts as launched: a pod's name is unique to one queueing of its task (see
+  ``pods.pod_name_for``), so the pod that exists is the one an earlier attempt of this launch
+  created (its answer lost on the way back);
+- launches are known by their pod's name (one per queueing), so a task queued again while an
+  older queueing's launch is still retrying gets a launch of its own;
+- a cancelled launch sends nothing more: checked before each attempt, and every wait (for the
+  rate limit, between attempts) ends as soon as it is cancelled or the launcher stops. The
+  executor cancels a launch when its task is revoked, and when the watch shows that the pod
+  exists (an attempt stored it though its answer was lost), so a later attempt can never make a
+  second pod of that name once the first is deleted.
 - pods are built one at a time (creates still go out concurrently): building is CPU work under
   the GIL, so concurrent builds finish no sooner; they only contend, for the GIL with the
   scheduler's thread (stretching its heartbeat) and for the logging module's lock, which the
@@ -60,7 +66,8 @@ class LaunchRequest:
 
     Building a worker pod (template, pod_override merge, mutation hook) costs milliseconds; a
     builder runs on a launcher thread so the scheduler's thread never pays it. A builder needs
-    ``pod_name`` and ``namespace`` up front (the pod's name is derived from the task key anyway).
+    ``pod_name`` and ``namespace`` up front (the pod's name is derived from the task key and the
+    queueing anyway). The launch is known by ``pod_name``.
     """
 
     key: TaskInstanceKey
@@ -73,10 +80,11 @@ class LaunchRequest:
 class LaunchResult:
     """How a launch ended.
 
-    ``ok``: the pod exists (created, or it already existed for this task and try).
+    ``ok``: the pod exists (created, or it already existed: an earlier attempt of this launch).
+    ``uid``: the uid of the pod this launch's last attempt created (None if it answered 409 or
+    created nothing); a pod of this name with another uid is not the one this attempt made.
     ``cancelled``: :meth:`PodLauncher.cancel` (or ``stop``) came before the result. With ``ok``
-    False the executor can ignore the result: no pod was created. With ``ok`` True the create was
-    already on its way when the cancel came, so a pod exists for a cancelled task: delete it.
+    True the create was already on its way when the cancel came.
     ``error``: why it failed, with the API's own message, for the task's event log.
     ``attempts``: how many create requests were sent.
     """
@@ -88,6 +96,8 @@ class LaunchResult:
     error: str | None
     attempts: int
     cancelled: bool = False
+    uid: str | None = None
+    gave_up: bool = False  # retryable errors until the budget ran out: an attempt may have been stored
 
 
 class RateLimiter:
@@ -194,6 +204,7 @@ class _Job:
     cancelled: bool = False
     attempts: int = 0
     pod: V1Pod | None = None  # once built
+    uid: str | None = None  # of the pod the last attempt created
 
 
 class wait_retry_after(wait_base):
@@ -248,7 +259,7 @@ class PodLauncher:
         self._wait = wait_retry_after(wait_random_exponential(multiplier=backoff_multiplier, max=backoff_max))
         self.limiter = RateLimiter(qps, burst, clock)
         self._lock = threading.Lock()
-        self._pending: dict[TaskInstanceKey, _Job] = {}
+        self._pending: dict[str, _Job] = {}  # by pod name: one launch per queueing
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._results: queue.SimpleQueue[LaunchResult] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
@@ -266,25 +277,25 @@ class PodLauncher:
             self._threads.append(thread)
 
     def submit(self, request: LaunchRequest) -> None:
-        """Queue a pod creation. A key already pending is not queued twice."""
+        """Queue a pod creation. A pod name already pending is not queued twice."""
         if callable(request.pod):
             job = _Job(request, pod_name=request.pod_name, namespace=request.namespace)
         else:
             job = _Job(request, request.pod.metadata.name, request.pod.metadata.namespace, pod=request.pod)
         with self._lock:
-            if request.key in self._pending:
+            if job.pod_name in self._pending:
                 log.warning("Pod %s for %s is already being launched; not queued again", job.pod_name, request.key)
                 return
-            self._pending[request.key] = job
+            self._pending[job.pod_name] = job
         if self._stopping.is_set():
             self._finish(job, self._abandoned(job))
             return
         self._queue.put(job)
 
-    def cancel(self, key: TaskInstanceKey) -> None:
-        """The task behind ``key`` must get no pod: stop its launch unless its pod is already created."""
+    def cancel(self, pod_name: str) -> None:
+        """Send no more create requests for ``pod_name`` (one on the wire cannot be taken back)."""
         with self._lock:
-            job = self._pending.get(key)
+            job = self._pending.get(pod_name)
             if job is None:
                 return
             job.cancelled = True
@@ -348,7 +359,7 @@ class PodLauncher:
 
     def _finish(self, job: _Job, result: LaunchResult) -> None:
         with self._lock:  # cancel() sets job.cancelled under this lock, and only while the job is pending
-            self._pending.pop(job.request.key, None)
+            self._pending.pop(job.request.pod_name or job.pod_name, None)
             if job.cancelled and not result.cancelled:  # cancelled after the create was answered
                 result = dataclasses.replace(result, cancelled=True)
         self._results.put(result)
@@ -386,7 +397,8 @@ class PodLauncher:
             else:
                 message = str(error)
             log.error("Pod %s in %s for %s was not created: %s", job.pod_name, job.namespace, job.request.key, message)
-            return self._result(job, ok=False, error=message)
+            result = self._result(job, ok=False, error=message)
+            return dataclasses.replace(result, gave_up=error.kind is ApiErrorKind.RETRYABLE)
         if created:
             log.info(
                 "Created pod %s in %s for %s (attempt %d)", job.pod_name, job.namespace, job.request.key, job.attempts
@@ -415,7 +427,7 @@ class PodLauncher:
         job.attempts += 1
         try:
             assert job.pod is not None
-            self._api.create_pod(job.pod)
+            created = self._api.create_pod(job.pod)
         except KubeApiError as error:
             if error.kind is ApiErrorKind.ALREADY_EXISTS:
                 return False
@@ -424,6 +436,7 @@ class PodLauncher:
                 self.limiter.pause_until(self._clock() + pause)
                 log.warning("The API server throttles pod creation (429): every launch waits %.1fs", pause)
             raise
+        job.uid = (created.get("metadata") or {}).get("uid")
         return True
 
     def _sleep(self, job: _Job, seconds: float) -> None:
@@ -455,6 +468,7 @@ class PodLauncher:
             error=error,
             attempts=job.attempts,
             cancelled=job.cancelled if cancelled is None else cancelled,
+            uid=job.uid if ok else None,
         )
 
 

@@ -8,9 +8,9 @@ from ``airflow_local_settings``. A task's ``executor_config["pod_template_file"]
 queue's (or the global) template, as it does in the stock executor.
 
 On top of that merge, this module owns the pod's identity, which the rest of the executor relies
-on: a name derived from the task key (one pod per task try, so a retried create answers 409),
-the labels our watcher and adoption select on, and annotations holding the exact key. They are
-applied after the mutation hook, so neither a pod_override nor the hook can break them.
+on: a name derived from the task key *and the queueing* (see :func:`pod_name_for`), the labels our
+watcher and adoption select on, and annotations holding the exact key and the queueing's id. They
+are applied after the mutation hook, so neither a pod_override nor the hook can break them.
 
 Pure: no I/O except reading a pod template file. A pod that cannot be built raises
 :class:`PodBuildError`, whose message is meant for the task's event log and never carries the
@@ -52,10 +52,12 @@ if TYPE_CHECKING:
     from hybrid_executor.settings import KubernetesSettings
 
 __all__ = [
+    "ANNOTATION_EXTERNAL_EXECUTOR_ID",
     "ANNOTATION_TASK_INSTANCE_ID",
     "LABEL_MANAGED_BY",
     "LABEL_SCHEDULER_JOB",
     "MANAGED_BY",
+    "WORKER_CONTAINER",
     "PodBuildError",
     "PodContext",
     "base_pod_template",
@@ -63,6 +65,8 @@ __all__ = [
     "load_pod_template",
     "pod_context_for",
     "pod_name_for",
+    "pod_selector_for_try",
+    "queueing_of_pod",
     "redact_token",
     "redacted_pod_summary",
     "scheduler_job_labels",
@@ -80,6 +84,13 @@ LABEL_SCHEDULER_JOB = "hybrid-executor/scheduler-job"
 _STOCK_SCHEDULER_JOB_LABEL = "airflow-worker"
 # The stock executor's annotation for the task instance's UUID (one per try on Airflow 3).
 ANNOTATION_TASK_INSTANCE_ID = "task_instance_id"
+# The queueing a pod was made for: the task instance's external_executor_id, which the scheduler
+# draws anew (a UUID) each time it queues the task, and stores with the QUEUED state. A task that
+# defers, a reschedule-mode sensor's next poke and a requeue come back with the same try number
+# but a new id: each gets a pod of its own, and a pod reports only for the queueing it was made for.
+ANNOTATION_EXTERNAL_EXECUTOR_ID = "hybrid-executor/external-executor-id"
+# The worker container's name in the stock executor, its templates and its log reading.
+WORKER_CONTAINER = "base"
 # The label PodGenerator puts on every pod, and that the stock executor's adoption selects on.
 _STOCK_EXECUTOR_LABEL = "kubernetes_executor"
 
@@ -252,23 +263,28 @@ def _readable_prefix(dag_id: str, task_id: str) -> str:
     return "-".join(p for p in (dag.strip("-"), task.strip("-")) if p)
 
 
-def _key_hash(key: TaskInstanceKey) -> str:
-    # JSON of the five fields: unambiguous for any strings (ASCII-escaped, so even lone
-    # surrogates encode), stable across processes and Python versions.
-    canonical = json.dumps([key.dag_id, key.task_id, key.run_id, int(key.try_number), int(key.map_index)])
+def _identity_hash(key: TaskInstanceKey, queueing: str) -> str:
+    # JSON of the key's five fields and the queueing: unambiguous for any strings (ASCII-escaped,
+    # so even lone surrogates encode), stable across processes and Python versions.
+    fields = [key.dag_id, key.task_id, key.run_id, int(key.try_number), int(key.map_index)]
+    canonical = json.dumps([*fields, queueing] if queueing else fields)
     digest = hashlib.sha256(canonical.encode("ascii")).digest()
     return b32encode(digest).decode("ascii").lower()[:_HASH_LEN]
 
 
-def pod_name_for(key: TaskInstanceKey) -> str:
-    """The pod name of a task try: ``<dag>-<task>-<hash of the whole key>``.
+def pod_name_for(key: TaskInstanceKey, queueing: str | None) -> str:
+    """The pod name of one queueing of a task try: ``<dag>-<task>-<hash of the key and the queueing>``.
 
-    Deterministic (the same try always gets the same name, so a repeated create answers 409
-    AlreadyExists), different for every key (run, try and map index included, through the hash),
-    and a DNS-1123 label of at most 63 characters for any ids; the prefix is only for people.
+    ``queueing`` is the task instance's ``external_executor_id`` for this queueing (a UUID the
+    scheduler draws each time it queues the task). The name is deterministic within a queueing,
+    so a create retried after its answer was lost answers 409 AlreadyExists for the pod the lost
+    attempt stored; it differs for every queueing of the same try (a deferred task's resumption,
+    each poke of a reschedule-mode sensor, a requeue), for every key (run, try and map index
+    included), and between two Airflow deployments sharing a namespace (their UUIDs differ). A
+    DNS-1123 label of at most 63 characters for any ids; the prefix is only for people.
     """
     prefix = _readable_prefix(key.dag_id, key.task_id)
-    digest = _key_hash(key)
+    digest = _identity_hash(key, queueing or "")
     return f"{prefix}-{digest}" if prefix else digest
 
 
@@ -294,6 +310,16 @@ def selector_for_scheduler(job_id: str | None = None, exclude_job_id: str | None
     return ",".join(requirements)
 
 
+def pod_selector_for_try(key: TaskInstanceKey) -> str:
+    """Label selector for our pods of one task try, of any queueing and any scheduler.
+
+    Labels hold sanitised values (long ids are truncated and hashed): filter the pods it selects
+    with :func:`task_key_from_pod`, which reads the exact key from the annotations.
+    """
+    labels = {k: v for k, v in _identity_labels(key, "").items() if k != LABEL_SCHEDULER_JOB}
+    return ",".join(f"{name}={value}" for name, value in labels.items())
+
+
 def _identity_labels(key: TaskInstanceKey, scheduler_job_id: str) -> dict[str, str]:
     labels = {
         "dag_id": _label_value(key.dag_id),
@@ -308,13 +334,14 @@ def _identity_labels(key: TaskInstanceKey, scheduler_job_id: str) -> dict[str, s
     return labels
 
 
-def _identity_annotations(key: TaskInstanceKey) -> dict[str, str]:
+def _identity_annotations(key: TaskInstanceKey, queueing: str) -> dict[str, str]:
     return {
         "dag_id": key.dag_id,
         "task_id": key.task_id,
         "run_id": key.run_id,
         "try_number": str(key.try_number),
         "map_index": str(key.map_index),
+        ANNOTATION_EXTERNAL_EXECUTOR_ID: queueing,
     }
 
 
@@ -335,6 +362,12 @@ def task_key_from_pod(pod: k8s.V1Pod | Mapping[str, Any]) -> TaskInstanceKey | N
         )
     except (KeyError, TypeError, ValueError):
         return None
+
+
+def queueing_of_pod(pod: k8s.V1Pod | Mapping[str, Any]) -> str:
+    """The queueing (``external_executor_id``) a pod was made for; "" for a pod made before pods carried one."""
+    annotations = _field(_field(pod, "metadata"), "annotations") or {}
+    return str(annotations.get(ANNOTATION_EXTERNAL_EXECUTOR_ID) or "")
 
 
 # --- templates and building ------------------------------------------------------------------
@@ -466,7 +499,8 @@ def build_worker_pod(workload: ExecuteTask, context: PodContext) -> k8s.V1Pod:
         raise PodBuildError(f"{_describe(key)}: executor_config is not a dict", key=key)
     override = _pod_override(executor_config, key)
     base = _base_pod(executor_config, context, key)
-    name = pod_name_for(key)
+    queueing = getattr(workload.ti, "external_executor_id", None) or ""
+    name = pod_name_for(key, queueing)
 
     try:
         pod = PodGenerator.construct_pod(
@@ -503,18 +537,18 @@ def build_worker_pod(workload: ExecuteTask, context: PodContext) -> k8s.V1Pod:
             detail=detail,
         ) from None
 
-    _apply_identity(pod, key, name, context)
+    _apply_identity(pod, key, name, queueing, context)
     pod.metadata.annotations[ANNOTATION_TASK_INSTANCE_ID] = str(workload.ti.id)
     _check_buildable(pod, key, context)
     return pod
 
 
-def _apply_identity(pod: k8s.V1Pod, key: TaskInstanceKey, name: str, context: PodContext) -> None:
+def _apply_identity(pod: k8s.V1Pod, key: TaskInstanceKey, name: str, queueing: str, context: PodContext) -> None:
     """Our name, labels and annotations, over whatever the override or the hook set."""
     if pod.metadata is None:
         pod.metadata = k8s.V1ObjectMeta(local_vars_configuration=_SHARED_CONFIGURATION)
     metadata = pod.metadata
-    metadata.name = name  # one pod per task try: no override or hook may rename it
+    metadata.name = name  # one pod per queueing: no override or hook may rename it
     metadata.generate_name = None
     metadata.namespace = metadata.namespace or context.namespace
     labels = dict(metadata.labels or {})
@@ -530,7 +564,7 @@ def _apply_identity(pod: k8s.V1Pod, key: TaskInstanceKey, name: str, context: Po
     labels.update(_identity_labels(key, context.scheduler_job_id))
     metadata.labels = labels
     annotations = dict(metadata.annotations or {})
-    annotations.update(_identity_annotations(key))
+    annotations.update(_identity_annotations(key, queueing))
     metadata.annotations = annotations
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import subprocess
 import textwrap
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,13 @@ class QueuedTask:
     @property
     def key(self) -> Any:
         return self.ti.key
+
+    @property
+    def pod_name(self) -> str:
+        """The name of the pod of this queueing (the pod executor names it from the key and the queueing's id)."""
+        from hybrid_executor.kubernetes.pods import pod_name_for
+
+        return pod_name_for(self.ti.key, self.ti.external_executor_id)
 
 
 @pytest.fixture(scope="session")
@@ -128,6 +136,8 @@ def queue_run(airflow_environ: AirflowEnv) -> Callable[..., list[QueuedTask]]:
                     continue
                 ti.state = TaskInstanceState.QUEUED
                 ti.try_number = 1
+                # The scheduler draws one per queueing for an executor that pre-assigns them (the router does).
+                ti.external_executor_id = str(uuid.uuid4())
                 session.flush()
                 workload = workloads.ExecuteTask.make(ti, generator=executor.jwt_generator)
                 queued.append(QueuedTask(ti, workload))

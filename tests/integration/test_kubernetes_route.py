@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from hybrid_executor.kubernetes.pods import LABEL_SCHEDULER_JOB, pod_name_for
+from hybrid_executor.kubernetes.pods import LABEL_SCHEDULER_JOB
 from hybrid_executor.testing.kube import LocalKubeAPI
 
 pytestmark = pytest.mark.slow
@@ -228,7 +228,7 @@ def event_log(executor: Any) -> dict[str, str]:
 
 
 def assert_one_pod_each(history: PodHistory, tasks: list[Any]) -> None:
-    expected = {pod_name_for(queued.key) for queued in tasks}
+    expected = {queued.pod_name for queued in tasks}
     assert {name: history.creations(name) for name in expected} == dict.fromkeys(expected, 1)
 
 
@@ -380,7 +380,7 @@ def test_a_forced_410_relists_and_loses_no_event(
 
     executor = executors.start()
     tasks = {t.ti.task_id: t for t in queue_run(kube_route, executor, ["sleep_1", "sleep_1_fails", "sleep_30"])}
-    names = {task_id: pod_name_for(t.key) for task_id, t in tasks.items()}
+    names = {task_id: t.pod_name for task_id, t in tasks.items()}
     queue_all(executor, list(tasks.values()))
     heartbeat_until(
         executor,
@@ -437,14 +437,14 @@ def test_a_new_scheduler_adopts_running_and_finished_pods_of_a_dead_one(
     alive = executors.start(job_id=3)
     alive_tasks = queue_run(kube_route, alive, ["sleep_3"])
     queue_all(alive, alive_tasks)
-    alive_pod = pod_name_for(alive_tasks[0].key)
+    alive_pod = alive_tasks[0].pod_name
 
     # The scheduler that dies (job 1) launches two long pods and a quick one...
     dead = executors.start(job_id=1)
     tasks = {t.ti.task_id: t for t in queue_run(kube_route, dead, ["sleep_3", "sleep_3_b", "ok", "fails"])}
     launched = [tasks["sleep_3"], tasks["sleep_3_b"], tasks["ok"]]
     queue_all(dead, launched)
-    names = {pod_name_for(t.key) for t in launched}
+    names = {t.pod_name for t in launched}
     heartbeat_until(
         [dead, alive],
         lambda: names <= pod_history.names() and alive_pod in pod_history.names(),
@@ -452,8 +452,8 @@ def test_a_new_scheduler_adopts_running_and_finished_pods_of_a_dead_one(
     )
     # ... and dies: its threads stop, it never syncs again, never ends; the quick pod finishes after.
     executors.kill(dead)
-    heartbeat_until(alive, lambda: phases(kube_api, namespace).get(pod_name_for(tasks["ok"].key)) == "Succeeded")
-    assert phases(kube_api, namespace)[pod_name_for(tasks["sleep_3"].key)] == "Running"
+    heartbeat_until(alive, lambda: phases(kube_api, namespace).get(tasks["ok"].pod_name) == "Succeeded")
+    assert phases(kube_api, namespace)[tasks["sleep_3"].pod_name] == "Running"
 
     adopter = executors.start(job_id=2)
     heartbeat_until(
@@ -469,7 +469,7 @@ def test_a_new_scheduler_adopts_running_and_finished_pods_of_a_dead_one(
     assert requests_of(kube_api, "patch") - patches == len(launched)
     labels = {pod["metadata"]["name"]: pod["metadata"]["labels"] for pod in kube_api.pods(namespace)}
     for queued in launched:
-        assert labels[pod_name_for(queued.key)][LABEL_SCHEDULER_JOB] == "2"
+        assert labels[queued.pod_name][LABEL_SCHEDULER_JOB] == "2"
     assert labels[alive_pod][LABEL_SCHEDULER_JOB] == "3"  # the live scheduler's pod is left alone
 
     events = wait_for_final(adopter, {t.key for t in launched})
@@ -501,7 +501,7 @@ def test_a_scheduler_asked_to_adopt_its_own_running_tasks_keeps_them(
     scheduler = executors.start(job_id=7)
     queued = queue_run(kube_route, scheduler, ["sleep_3"])
     queue_all(scheduler, queued)
-    heartbeat_until(scheduler, lambda: pod_name_for(queued[0].key) in pod_history.names(), what="the pod")
+    heartbeat_until(scheduler, lambda: queued[0].pod_name in pod_history.names(), what="the pod")
     lists, patches = requests_of(kube_api, "list"), requests_of(kube_api, "patch")
 
     assert scheduler.try_adopt_task_instances([t.ti for t in queued]) == []
@@ -546,8 +546,8 @@ def test_a_task_revoked_while_its_create_is_retried_never_gets_a_pod(
         assert revoked.key not in executor.get_event_buffer()  # revoke reports nothing
         time.sleep(0.1)
     assert requests_of(kube_api, "create") == creates  # no create was still being retried
-    assert pod_history.creations(pod_name_for(revoked.key)) == 0
-    assert pod_name_for(revoked.key) not in phases(kube_api, namespace)
+    assert pod_history.creations(revoked.pod_name) == 0
+    assert revoked.pod_name not in phases(kube_api, namespace)
 
 
 # --- 5. random faults -------------------------------------------------------------------------------
@@ -630,7 +630,7 @@ def test_an_image_that_never_pulls_fails_after_the_pending_timeout_and_a_bad_nam
     # A pod given up on while Pending is deleted (it could still start and run a failed task).
     heartbeat_until(
         executor,
-        lambda: set(phases(kube_api, namespace)) == {pod_name_for(tasks["ok"].key)},
+        lambda: set(phases(kube_api, namespace)) == {tasks["ok"].pod_name},
         timeout=5,
         what="the pending pods to be deleted",
     )
@@ -652,7 +652,7 @@ def test_a_pod_deleted_under_its_task_and_an_oom_kill_fail_with_a_clear_reason(
     executor = executors.start()
     tasks = {t.ti.task_id: t for t in queue_run(kube_route, executor, ["sleep_30", "oom"])}
     queue_all(executor, list(tasks.values()))
-    doomed = pod_name_for(tasks["sleep_30"].key)
+    doomed = tasks["sleep_30"].pod_name
     heartbeat_until(executor, lambda: phases(kube_api, namespace).get(doomed) == "Running", what="the pod to run")
     for _ in range(3):
         executor.heartbeat()
@@ -700,7 +700,7 @@ def test_finished_pods_are_deleted_by_policy_and_at_most_once(
     deleted = {"ok", "fails"} - kept
     heartbeat_until(
         executor,
-        lambda: set(phases(kube_api, namespace)) == {pod_name_for(tasks[task_id].key) for task_id in kept},
+        lambda: set(phases(kube_api, namespace)) == {tasks[task_id].pod_name for task_id in kept},
         timeout=10,
         what=f"only the pods of {kept} to be left",
     )
@@ -710,5 +710,5 @@ def test_finished_pods_are_deleted_by_policy_and_at_most_once(
 
     assert requests_of(kube_api, "delete") - deletes == len(deleted)
     assert {name: pod_history.removed[name] for name in pod_history.names()} == {
-        pod_name_for(tasks[task_id].key): int(task_id in deleted) for task_id in ("ok", "fails")
+        tasks[task_id].pod_name: int(task_id in deleted) for task_id in ("ok", "fails")
     }

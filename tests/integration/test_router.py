@@ -108,6 +108,38 @@ def test_task_event_logs_of_both_children_reach_the_scheduler_once(router: Any, 
     assert not router._task_event_logs
 
 
+def test_task_event_logs_are_saved_by_the_schedulers_own_save_path(router: Any, tasks: dict[str, Any]) -> None:
+    # Airflow 3.3's SchedulerJobRunner._process_task_event_logs pops the entries into
+    # bulk_save_objects(preserve_order=False), whose states hold them only weakly: an entry that
+    # nothing else holds is freed before its row is built, and saved as "INSERT INTO log DEFAULT
+    # VALUES" (null "event"). The router hands the scheduler entries that stay alive.
+    from airflow.jobs.scheduler_job_runner import SchedulerJobRunner
+    from airflow.models.log import Log
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    for number in range(3):
+        router.kubernetes_executor.log_task_event(
+            event="pod failed", extra=f"pod reason {number}", ti_key=tasks["in_a_pod"].key
+        )
+    router.celery_executor.log_task_event(event="celery event", extra="celery reason", ti_key=tasks["on_celery"].key)
+
+    with create_session() as session:
+        SchedulerJobRunner._process_task_event_logs(router._task_event_logs, session)
+    with create_session() as session:
+        saved = session.execute(
+            select(Log.event, Log.extra, Log.task_id).where(Log.run_id == tasks["in_a_pod"].ti.run_id)
+        ).all()
+
+    assert sorted(saved) == [
+        ("celery event", "celery reason", "on_celery"),
+        ("pod failed", "pod reason 0", "in_a_pod"),
+        ("pod failed", "pod reason 1", "in_a_pod"),
+        ("pod failed", "pod reason 2", "in_a_pod"),
+    ]
+    assert not router._task_event_logs
+
+
 def test_fail_and_change_state_go_to_the_owner_only(router: Any, tasks: dict[str, Any]) -> None:
     from airflow.utils.state import TaskInstanceState
 

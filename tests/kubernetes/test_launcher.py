@@ -84,9 +84,14 @@ def key(number: int) -> Key:
     return Key("dag", f"task_{number}", "manual__2026-01-01")
 
 
+def name(number: int) -> str:
+    """The pod name of request ``number``: a launch is known by its pod's name."""
+    return f"dag-task-{number}-try-1"
+
+
 def request(number: int, *, container: str = "base") -> LaunchRequest:
     pod = client.V1Pod(
-        metadata=client.V1ObjectMeta(name=f"dag-task-{number}-try-1", namespace=NS),
+        metadata=client.V1ObjectMeta(name=name(number), namespace=NS),
         spec=client.V1PodSpec(
             restart_policy="Never",
             containers=[
@@ -231,7 +236,8 @@ def test_a_pod_is_created(kube: LocalKubeAPI, make_launcher: Callable[..., PodLa
     launcher.submit(request(1))
     [result] = collect(launcher, 1)
 
-    assert result == LaunchResult(key(1), True, "dag-task-1-try-1", NS, None, 1, False)
+    [pod] = kube.pods(NS)
+    assert result == LaunchResult(key(1), True, "dag-task-1-try-1", NS, None, 1, False, uid=pod["metadata"]["uid"])
     assert pod_names(kube) == ["dag-task-1-try-1"]
     assert launcher.pending() == 0
 
@@ -350,7 +356,7 @@ def test_a_cancel_during_retries_means_no_pod_ever(
     launcher.submit(request(1))
     wait_until(lambda: rule.hits == 1)
     cancelled = time.monotonic()
-    launcher.cancel(key(1))
+    launcher.cancel(name(1))
     [result] = collect(launcher, 1)
     kube.faults.remove(rule)
     time.sleep(0.2)
@@ -371,7 +377,7 @@ def test_a_cancel_that_comes_while_the_create_is_on_the_wire_is_reported_with_th
 
     launcher.submit(request(1))
     wait_until(lambda: creates(kube) == 1)
-    launcher.cancel(key(1))
+    launcher.cancel(name(1))
     [result] = collect(launcher, 1)
 
     assert result.ok  # the pod exists: the executor must delete it, its task was revoked
@@ -387,8 +393,8 @@ def test_a_cancel_while_waiting_for_the_rate_limit_means_no_pod(
     for number in range(3):
         launcher.submit(request(number))
     wait_until(lambda: creates(kube) == 1)
-    launcher.cancel(key(1))
-    launcher.cancel(key(2))
+    launcher.cancel(name(1))
+    launcher.cancel(name(2))
     results = {r.key: r for r in collect(launcher, 3, timeout=2)}
 
     assert results[key(0)].ok
@@ -403,8 +409,8 @@ def test_a_cancelled_queued_request_is_never_sent(api: KubeApi, kube: LocalKubeA
 
     launcher.submit(request(1))
     launcher.submit(request(2))
-    launcher.cancel(key(1))
-    launcher.cancel(key(99))  # never submitted: nothing to do
+    launcher.cancel(name(1))
+    launcher.cancel(name(99))  # never submitted: nothing to do
     launcher.start()
     results = {r.key: r for r in collect(launcher, 2)}
     launcher.stop(timeout=5)
@@ -489,7 +495,7 @@ def test_submit_cancel_and_results_do_not_wait_for_a_slow_api(
     for number in range(20):
         launcher.submit(request(number))
     for number in range(10, 20):
-        launcher.cancel(key(number))
+        launcher.cancel(name(number))
     assert launcher.results() == []
     assert launcher.pending() == 20
 

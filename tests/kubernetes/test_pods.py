@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 WORKLOAD_MODULE = "airflow.sdk.execution_time.execute_workload"
 
+QUEUEING = "0198f3a2-5b7c-7d1e-9a4f-2c6b8e1d3f50"  # an external_executor_id, as the scheduler draws them
+
 TEMPLATE: dict[str, Any] = {
     "apiVersion": "v1",
     "kind": "Pod",
@@ -101,6 +103,7 @@ def make_workload(
     try_number: int = 1,
     map_index: int = -1,
     executor_config: dict[str, Any] | None = None,
+    external_executor_id: str | None = "0198f3a2-5b7c-7d1e-9a4f-2c6b8e1d3f50",
 ) -> ExecuteTask:
     from airflow.executors.workloads import BundleInfo, ExecuteTask
     from airflow.executors.workloads.task import TaskInstanceDTO
@@ -117,6 +120,7 @@ def make_workload(
         pool_slots=1,
         priority_weight=1,
         executor_config=executor_config,
+        external_executor_id=external_executor_id,  # what the scheduler draws when it queues the task
     )
     return ExecuteTask(
         ti=ti,
@@ -401,7 +405,7 @@ def test_pod_mutation_hook_from_airflow_local_settings_is_applied_before_our_ide
     assert pod.metadata.labels["mutated"] == "true"
     assert [c.name for c in pod.spec.init_containers] == ["wait-db"]
     # Our identity has the last word: the hook cannot rename, hide or re-key the pod.
-    assert pod.metadata.name == pods.pod_name_for(task.ti.key)
+    assert pod.metadata.name == pods.pod_name_for(task.ti.key, task.ti.external_executor_id)
     assert "kubernetes_executor" not in pod.metadata.labels
     assert pod.metadata.labels["hybrid-executor/scheduler-job"] == "42"
     assert pods.task_key_from_pod(pod) == task.ti.key
@@ -459,9 +463,10 @@ def test_labels_and_annotations(pods: ModuleType, workload: Callable[..., Any]) 
         "run_id": "manual__2026-11-20T10:00:00+00:00",
         "try_number": "3",
         "map_index": "7",
+        "hybrid-executor/external-executor-id": task.ti.external_executor_id,
         "task_instance_id": str(task.ti.id),
     }
-    assert pod.metadata.name == pods.pod_name_for(task.ti.key)
+    assert pod.metadata.name == pods.pod_name_for(task.ti.key, task.ti.external_executor_id)
     assert pod.metadata.namespace == "airflow"  # not the template's
     assert_valid_for_the_api(pod)
 
@@ -475,7 +480,7 @@ def test_unmapped_task_has_no_map_index_label(pods: ModuleType, workload: Callab
 def test_pod_override_cannot_rename_the_pod(pods: ModuleType, workload: Callable[..., Any]) -> None:
     task = workload(executor_config={"pod_override": override(name="my-pod")})
     pod = pods.build_worker_pod(task, context())
-    assert pod.metadata.name == pods.pod_name_for(task.ti.key)
+    assert pod.metadata.name == pods.pod_name_for(task.ti.key, task.ti.external_executor_id)
 
 
 def hostile_text(min_size: int = 0) -> st.SearchStrategy[str]:
@@ -515,11 +520,11 @@ def test_pod_name_is_a_dns_label_for_any_key(
     pods: ModuleType, dag_id: str, task_id: str, run_id: str, try_number: int, map_index: int
 ) -> None:
     key = key_of((dag_id, task_id, run_id, try_number, map_index))
-    name = pods.pod_name_for(key)
+    name = pods.pod_name_for(key, QUEUEING)
     assert len(name) <= 63
     assert DNS1123_LABEL.fullmatch(name), name
     assert dns1123_label_errors(name) == []  # the API server's own rule
-    assert pods.pod_name_for(key_of((dag_id, task_id, run_id, try_number, map_index))) == name
+    assert pods.pod_name_for(key_of((dag_id, task_id, run_id, try_number, map_index)), QUEUEING) == name
 
 
 @settings(max_examples=400, deadline=None)
@@ -528,7 +533,7 @@ def test_different_keys_give_different_names(
     pods: ModuleType, a: tuple[str, str, str, int, int], b: tuple[str, str, str, int, int]
 ) -> None:
     assume(a != b)
-    assert pods.pod_name_for(key_of(a)) != pods.pod_name_for(key_of(b))
+    assert pods.pod_name_for(key_of(a), QUEUEING) != pods.pod_name_for(key_of(b), QUEUEING)
 
 
 @settings(max_examples=200, deadline=None)
@@ -537,11 +542,51 @@ def test_each_try_and_map_index_gets_its_own_name(
     pods: ModuleType, fields: tuple[str, str, str, int, int], other_try: int, other_index: int
 ) -> None:
     dag_id, task_id, run_id, try_number, map_index = fields
-    name = pods.pod_name_for(key_of(fields))
+    name = pods.pod_name_for(key_of(fields), QUEUEING)
     if other_try != try_number:
-        assert pods.pod_name_for(key_of((dag_id, task_id, run_id, other_try, map_index))) != name
+        assert pods.pod_name_for(key_of((dag_id, task_id, run_id, other_try, map_index)), QUEUEING) != name
     if other_index != map_index:
-        assert pods.pod_name_for(key_of((dag_id, task_id, run_id, try_number, other_index))) != name
+        assert pods.pod_name_for(key_of((dag_id, task_id, run_id, try_number, other_index)), QUEUEING) != name
+
+
+@settings(max_examples=200, deadline=None)
+@given(fields=task_keys, a=st.uuids(), b=st.uuids())
+def test_each_queueing_of_the_same_try_gets_its_own_name(
+    pods: ModuleType, fields: tuple[str, str, str, int, int], a: uuid.UUID, b: uuid.UUID
+) -> None:
+    # A deferred task's resumption, each reschedule poke and a requeue keep the try number: the
+    # scheduler's new external_executor_id is what tells the queueings apart.
+    assume(a != b)
+    key = key_of(fields)
+    assert pods.pod_name_for(key, str(a)) != pods.pod_name_for(key, str(b))
+    assert pods.pod_name_for(key, str(a)) == pods.pod_name_for(key_of(fields), str(a))  # retries: the same name
+
+
+def test_a_pod_names_its_queueing_and_a_pod_without_one_is_an_older_pod(
+    pods: ModuleType, workload: Callable[..., Any]
+) -> None:
+    task = workload()
+    pod = pods.build_worker_pod(task, context())
+
+    assert pod.metadata.annotations[pods.ANNOTATION_EXTERNAL_EXECUTOR_ID] == task.ti.external_executor_id
+    assert pods.queueing_of_pod(pod) == task.ti.external_executor_id
+    assert pods.queueing_of_pod(as_json(pod)) == task.ti.external_executor_id
+    assert pods.queueing_of_pod({"metadata": {"annotations": {"dag_id": "d"}}}) == ""
+    # Pods made before pods carried the queueing were named from the key alone: the name is kept.
+    assert pods.pod_name_for(task.ti.key, None) == pods.pod_name_for(task.ti.key, "")
+
+
+def test_the_selector_for_a_try_selects_its_pods_of_every_queueing(
+    pods: ModuleType, workload: Callable[..., Any]
+) -> None:
+    first, second = workload(external_executor_id="a" * 8), workload(external_executor_id="b" * 8)
+    selector = dict(part.split("=", 1) for part in pods.pod_selector_for_try(first.ti.key).split(","))
+
+    for task in (first, second):
+        labels = pods.build_worker_pod(task, context()).metadata.labels
+        assert selector.items() <= labels.items()
+    assert pods.LABEL_SCHEDULER_JOB not in selector  # any scheduler's: the api-server reads logs, not a scheduler
+    assert "map_index" not in selector
 
 
 @pytest.mark.parametrize(
@@ -555,7 +600,7 @@ def test_each_try_and_map_index_gets_its_own_name(
     ],
 )
 def test_pod_name_has_a_readable_prefix(pods: ModuleType, dag_id: str, task_id: str, prefix: str) -> None:
-    name = pods.pod_name_for(key_of((dag_id, task_id, "run", 1, -1)))
+    name = pods.pod_name_for(key_of((dag_id, task_id, "run", 1, -1)), QUEUEING)
     assert name.startswith(prefix)
     assert re.fullmatch(r"[a-z2-7]{16}", name.removeprefix(prefix))
 
@@ -573,16 +618,16 @@ def test_pod_name_has_a_readable_prefix(pods: ModuleType, dag_id: str, task_id: 
 def test_keys_with_the_same_readable_prefix_get_different_names(
     pods: ModuleType, a: tuple[str, str, str], b: tuple[str, str, str]
 ) -> None:
-    name_a, name_b = pods.pod_name_for(key_of((*a, 1, -1))), pods.pod_name_for(key_of((*b, 1, -1)))
+    name_a, name_b = pods.pod_name_for(key_of((*a, 1, -1)), QUEUEING), pods.pod_name_for(key_of((*b, 1, -1)), QUEUEING)
     assert name_a[:-16] == name_b[:-16]
     assert name_a != name_b
 
 
 def test_long_ids_keep_both_dag_and_task_in_the_name(pods: ModuleType) -> None:
-    name = pods.pod_name_for(key_of(("d" * 300, "t" * 300, "run", 1, -1)))
+    name = pods.pod_name_for(key_of(("d" * 300, "t" * 300, "run", 1, -1)), QUEUEING)
     assert len(name) == 63
     assert "d-t" in name
-    short_dag = pods.pod_name_for(key_of(("etl", "t" * 300, "run", 1, -1)))
+    short_dag = pods.pod_name_for(key_of(("etl", "t" * 300, "run", 1, -1)), QUEUEING)
     assert short_dag.startswith("etl-ttt")
 
 

@@ -1,5 +1,11 @@
 """Fault injection: error answers, latency, reset connections and cut watches, chosen per verb and path.
 
+A reset comes before the request is applied (``reset``: a server that crashed or a proxy that
+dropped the connection) or after (``reset_after_apply``: the request is applied and stored, then
+the connection is reset before the answer is sent, as when a load balancer drops a connection or
+a client's timeout fires while the server commits). Only the second makes a client that retries
+meet its own earlier write.
+
 Rules are added from the test's thread and read on the server's loop, hence the lock. A rule
 fires on a matching request with its probability, at most ``times`` times; ``hits`` counts how
 often it did, so a test can assert that its fault was really met.
@@ -52,6 +58,7 @@ class FaultRule:
     watch_close_after_events: int | None = None
     watch_close_after_seconds: float | None = None
     hits: int = 0
+    reset_after_apply: bool = False
 
     def matches(self, verb: str, resource: str, path: str) -> bool:
         return (
@@ -82,6 +89,7 @@ class Decision:
     watch_close_after_events: int | None = None
     watch_close_after_seconds: float | None = None
     fired: list[FaultRule] = field(default_factory=list)
+    reset_after_apply: bool = False
 
 
 class FaultInjector(RuleList[FaultRule]):
@@ -104,6 +112,7 @@ class FaultInjector(RuleList[FaultRule]):
         reset: bool = False,
         watch_close_after_events: int | None = None,
         watch_close_after_seconds: float | None = None,
+        reset_after_apply: bool = False,
     ) -> FaultRule:
         """Add a rule; see FaultRule. Returns it, so a test can read ``hits`` or remove it."""
         if verb != "*" and verb not in VERBS:
@@ -125,6 +134,7 @@ class FaultInjector(RuleList[FaultRule]):
             reset,
             watch_close_after_events,
             watch_close_after_seconds,
+            reset_after_apply=reset_after_apply,
         )
         return self._add(rule)
 
@@ -145,6 +155,8 @@ class FaultInjector(RuleList[FaultRule]):
                 decision.latency += rule.latency
                 if rule.reset and decision.error is None:
                     decision.reset = True
+                if rule.reset_after_apply and decision.error is None and not decision.reset:
+                    decision.reset_after_apply = True
                 if rule.status is not None and decision.error is None and not decision.reset:
                     decision.error = rule.error()
                 if rule.watch_close_after_events is not None:

@@ -261,6 +261,29 @@ def test_urllib3s_default_retries_hide_a_reset_get_but_not_a_reset_create(
     assert pod_names(v1) == []  # the reset came before the server did anything
 
 
+def test_a_reset_after_apply_stores_the_pod_and_loses_the_answer(api: LocalKubeAPI, v1: client.CoreV1Api) -> None:
+    rule = api.faults.add("create", "pods", reset_after_apply=True, times=1)
+
+    with pytest.raises(urllib3.exceptions.ProtocolError) as aborted:
+        v1.create_namespaced_pod(NAMESPACE, pod("stored"))
+    assert isinstance(aborted.value.args[1], ConnectionResetError)
+
+    assert rule.hits == 1
+    assert pod_names(v1) == ["stored"]  # applied before the connection went
+    with pytest.raises(ApiException) as again:  # what a client that retries meets: its own write
+        v1.create_namespaced_pod(NAMESPACE, pod("stored"))
+    assert (again.value.status, status_of(again.value)["reason"]) == (409, "AlreadyExists")
+
+
+def test_a_reset_after_apply_of_a_delete_has_deleted(api: LocalKubeAPI, v1: client.CoreV1Api) -> None:
+    v1.create_namespaced_pod(NAMESPACE, pod("doomed"))
+    api.faults.add("delete", "pods", reset_after_apply=True, times=1)
+
+    with pytest.raises(urllib3.exceptions.ProtocolError):  # without urllib3's retries: it repeats a DELETE
+        client_with_retries(api, False).delete_namespaced_pod("doomed", NAMESPACE, grace_period_seconds=0)
+    assert pod_names(v1) == []
+
+
 # --- cut watches -----------------------------------------------------------------------------
 
 
