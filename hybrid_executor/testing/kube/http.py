@@ -274,14 +274,20 @@ class ApiHttp:
             return error_response(not_found_path())
         try:
             if target is None:
-                return await self._review(request)
-            return await self._dispatch(request, target, verb, decision)
+                response = await self._review(request)
+            else:
+                response = await self._dispatch(request, target, verb, decision)
         except ApiError as error:
-            return error_response(error)
+            response = error_response(error)
         except Exception as error:
             # As the real server does with a panic in a handler: a Status, and the trace in its own log.
             log.exception("internal error serving %s %s", request.method, path)
             return error_response(ApiError(500, "InternalError", f"Internal error occurred: {error!r}", {}))
+        if decision.reset_after_apply and not response.prepared:
+            # Applied and stored; the answer is lost with the connection.
+            _reset(request)
+            return web.Response(status=500)
+        return response
 
     async def _dispatch(
         self, request: web.Request, target: Target, verb: str, decision: Decision
