@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from kube_driving import KUBE_ROUTE, Executors, PodHistory
 
 from hybrid_executor.testing.kube import KubeletConfig, LocalKubeAPI
 from hybrid_executor.testing.services import AirflowEnv, airflow_command
@@ -36,7 +37,7 @@ class QueuedTask:
         """The name of the pod of this queueing (the pod executor names it from the key and the queueing's id)."""
         from hybrid_executor.kubernetes.pods import pod_name_for
 
-        return pod_name_for(self.ti.key, self.ti.external_executor_id)
+        return pod_name_for(self.workload.ti.key, self.workload.ti.external_executor_id)
 
 
 @pytest.fixture(scope="session")
@@ -145,3 +146,34 @@ def queue_run(airflow_environ: AirflowEnv) -> Callable[..., list[QueuedTask]]:
         return queued
 
     return queue
+
+
+# --- the Kubernetes route (helpers in kube_driving.py) ---------------------------------------
+
+
+@pytest.fixture
+def pod_history(kube_api: LocalKubeAPI, namespace: str) -> Iterator[PodHistory]:
+    history = PodHistory(namespace)
+    store = kube_api.server.store
+    kube_api.call(lambda: store.add_listener(history.on_change))
+    yield history
+    kube_api.call(lambda: store._listeners.remove(history.on_change))
+
+
+@pytest.fixture
+def no_faults_left(kube_api: LocalKubeAPI) -> Iterator[None]:
+    kube_api.faults.clear()
+    yield
+    kube_api.faults.clear()
+
+
+@pytest.fixture
+def executors(executor_config: Callable[..., None]) -> Iterator[Executors]:
+    started = Executors(executor_config)
+    yield started
+    started.end_all()
+
+
+@pytest.fixture
+def kube_route(make_dag: Callable[..., str]) -> str:
+    return make_dag("kube_route", KUBE_ROUTE)

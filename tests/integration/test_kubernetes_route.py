@@ -9,227 +9,29 @@ record of every pod it ever created (a store listener), not on what is left at t
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from kube_driving import (
+    MANY,
+    Executors,
+    PodHistory,
+    assert_one_pod_each,
+    event_log,
+    heartbeat_until,
+    phases,
+    pods_path,
+    queue_all,
+    requests_of,
+    wait_for_final,
+)
 
 from hybrid_executor.kubernetes.pods import LABEL_SCHEDULER_JOB
 from hybrid_executor.testing.kube import LocalKubeAPI
 
-pytestmark = pytest.mark.slow
-
-MANY = 20
-
-KUBE_ROUTE = f"""
-from kubernetes.client import models as k8s
-
-
-def pod(script, image=None):
-    container = k8s.V1Container(name="base", command=["sh", "-c", script], image=image)
-    return {{"pod_override": k8s.V1Pod(spec=k8s.V1PodSpec(containers=[container]))}}
-
-
-def noop():
-    pass
-
-
-SCRIPTS = {{
-    "ok": "echo fine",
-    "ok_b": "echo fine too",
-    "fails": "echo broken >&2; exit 4",
-    "sleep_1": "sleep 1",
-    "sleep_1_fails": "sleep 1; exit 5",
-    "sleep_3": "sleep 3",
-    "sleep_3_b": "sleep 3",
-    "sleep_30": "sleep 30",
-    # The shell kills itself as the OOM killer would (exit 137); "$$$$" because Kubernetes
-    # expands "$$" in a command to "$".
-    "oom": "echo allocating; kill -9 $$$$",
-}}
-IMAGES = {{"broken_image": "broken/never-pulls:1", "invalid_image": "Not/A:Valid Image"}}
-
-
-@dag(schedule=None, start_date=pendulum.datetime(2026, 1, 1), catchup=False)
-def kube_route():
-    for task_id, script in SCRIPTS.items():
-        task(task_id=task_id, queue="kubernetes", executor_config=pod(script))(noop)()
-    for task_id, image in IMAGES.items():
-        task(task_id=task_id, queue="kubernetes", executor_config=pod("exit 0", image))(noop)()
-    for number in range({MANY}):
-        task(task_id=f"many_{{number}}", queue="kubernetes", executor_config=pod("echo many"))(noop)()
-
-
-kube_route()
-"""
-
-
-# --- what the server saw ----------------------------------------------------------------------
-
-
-@dataclass
-class PodHistory:
-    """Every pod the local API created or removed in one namespace, seen from inside its store."""
-
-    namespace: str
-    created: Counter[str] = field(default_factory=Counter)
-    removed: Counter[str] = field(default_factory=Counter)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def on_change(self, change: Any) -> None:
-        if change.resource != "pods" or change.key[0] != self.namespace:
-            return
-        with self.lock:
-            if change.type == "ADDED":
-                self.created[change.key[1]] += 1
-            elif change.type == "DELETED":
-                self.removed[change.key[1]] += 1
-
-    def creations(self, name: str) -> int:
-        with self.lock:
-            return self.created[name]
-
-    def names(self) -> set[str]:
-        with self.lock:
-            return set(self.created)
-
-
-@pytest.fixture
-def pod_history(kube_api: LocalKubeAPI, namespace: str) -> Iterator[PodHistory]:
-    history = PodHistory(namespace)
-    store = kube_api.server.store
-    kube_api.call(lambda: store.add_listener(history.on_change))
-    yield history
-    kube_api.call(lambda: store._listeners.remove(history.on_change))
-
-
-@pytest.fixture(autouse=True)
-def no_faults_left(kube_api: LocalKubeAPI) -> Iterator[None]:
-    kube_api.faults.clear()
-    yield
-    kube_api.faults.clear()
-
-
-def pods_path(namespace: str) -> str:
-    """A fault-rule path glob for the pods of one namespace only (so no other test's requests match)."""
-    return f"/api/v1/namespaces/{namespace}/pods*"
-
-
-def requests_of(kube_api: LocalKubeAPI, verb: str) -> int:
-    return kube_api.requests()[(verb, "pods")]
-
-
-# --- the executor, driven as the scheduler does -------------------------------------------------
-
-
-@dataclass
-class Final:
-    state: Any
-    info: Any
-    seconds: float  # since the start of the wait
-
-
-class Executors:
-    """Starts HybridExecutors as a scheduler would (a job id each); ends every one not abandoned."""
-
-    def __init__(self, executor_config: Callable[..., None]) -> None:
-        self._config = executor_config
-        self.started: list[Any] = []
-
-    def start(self, job_id: int = 4242, **options: str) -> Any:
-        """A started HybridExecutor; ``options`` are ``[hybrid_executor]`` options for it."""
-        settings = {
-            "worker_container_repository": "apache/airflow",
-            "worker_container_tag": "3.3.2",
-            "pod_creation_retry_timeout": "20",
-            **options,
-        }
-        for key, value in settings.items():
-            self._config("hybrid_executor", key, value)
-        from hybrid_executor import HybridExecutor
-
-        executor = HybridExecutor()
-        executor.job_id = job_id
-        executor.start()
-        self.started.append(executor)
-        return executor
-
-    def kill(self, executor: Any) -> None:
-        """A scheduler that dies: its threads stop, and it never syncs nor ends again."""
-        executor.terminate()
-        self.started.remove(executor)
-
-    def end_all(self) -> None:
-        for executor in self.started:
-            executor.end()
-
-
-@pytest.fixture
-def executors(executor_config: Callable[..., None]) -> Iterator[Executors]:
-    started = Executors(executor_config)
-    yield started
-    started.end_all()
-
-
-@pytest.fixture
-def kube_route(make_dag: Callable[..., str]) -> str:
-    return make_dag("kube_route", KUBE_ROUTE)
-
-
-def queue_all(executor: Any, tasks: list[Any]) -> None:
-    for queued in tasks:
-        executor.queue_workload(queued.workload, session=None)
-
-
-def wait_for_final(executor: Any, keys: set[Any], timeout: float = 30) -> dict[Any, Final]:
-    """Heartbeat as the scheduler does until every key has a final state in the event buffer."""
-    from airflow.utils.state import TaskInstanceState
-
-    final_states = {TaskInstanceState.SUCCESS, TaskInstanceState.FAILED}
-    seen: dict[Any, Final] = {}
-    began = time.monotonic()
-    while time.monotonic() - began < timeout:
-        executor.heartbeat()
-        for key, (state, info) in executor.get_event_buffer().items():
-            assert key not in seen, f"{key} reported twice: {seen[key]} and {state}"
-            if state in final_states:
-                seen[key] = Final(state, info, time.monotonic() - began)
-        if keys <= seen.keys():
-            return seen
-        time.sleep(0.05)
-    raise AssertionError(f"no final state for {keys - seen.keys()} after {timeout}s; seen {seen}")
-
-
-def heartbeat_until(beating: Any, condition: Callable[[], bool], timeout: float = 20, what: str = "") -> None:
-    """Heartbeat ``beating`` (an executor, a list of them, or None) until ``condition()`` holds."""
-    deadline = time.monotonic() + timeout
-    beating = [] if beating is None else beating if isinstance(beating, list) else [beating]
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what or condition}"
-        for executor in beating:
-            executor.heartbeat()
-        time.sleep(0.05)
-
-
-def phases(kube_api: LocalKubeAPI, namespace: str) -> dict[str, str]:
-    return {pod["metadata"]["name"]: pod["status"].get("phase", "") for pod in kube_api.pods(namespace)}
-
-
-def event_log(executor: Any) -> dict[str, str]:
-    """task_id -> the extra text of its events, joined."""
-    texts: dict[str, list[str]] = {}
-    for entry in executor._task_event_logs:
-        texts.setdefault(entry.task_id, []).append(f"{entry.event}: {entry.extra}")
-    return {task_id: "\n".join(extras) for task_id, extras in texts.items()}
-
-
-def assert_one_pod_each(history: PodHistory, tasks: list[Any]) -> None:
-    expected = {queued.pod_name for queued in tasks}
-    assert {name: history.creations(name) for name in expected} == dict.fromkeys(expected, 1)
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("no_faults_left")]
 
 
 # --- 1. retryable create errors recover --------------------------------------------------------

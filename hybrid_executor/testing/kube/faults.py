@@ -148,6 +148,8 @@ class FaultInjector(RuleList[FaultRule]):
                     continue
                 if rule.times is not None and rule.hits >= rule.times:
                     continue
+                if _shadowed(rule, decision):
+                    continue  # an earlier rule already decides this request's answer: this one is not met
                 if rule.probability < 1.0 and self._random.random() >= rule.probability:
                     continue
                 rule.hits += 1
@@ -157,10 +159,20 @@ class FaultInjector(RuleList[FaultRule]):
                     decision.reset = True
                 if rule.reset_after_apply and decision.error is None and not decision.reset:
                     decision.reset_after_apply = True
-                if rule.status is not None and decision.error is None and not decision.reset:
+                answered = decision.reset or decision.reset_after_apply
+                if rule.status is not None and decision.error is None and not answered:
                     decision.error = rule.error()
                 if rule.watch_close_after_events is not None:
                     decision.watch_close_after_events = rule.watch_close_after_events
                 if rule.watch_close_after_seconds is not None:
                     decision.watch_close_after_seconds = rule.watch_close_after_seconds
         return decision
+
+
+def _shadowed(rule: FaultRule, decision: Decision) -> bool:
+    """A rule that only decides the answer (an error or a reset), met after another rule already did."""
+    decided = decision.error is not None or decision.reset or decision.reset_after_apply
+    answers_only = (rule.status is not None or rule.reset or rule.reset_after_apply) and not (
+        rule.latency or rule.watch_close_after_events is not None or rule.watch_close_after_seconds is not None
+    )
+    return decided and answers_only
