@@ -1,10 +1,16 @@
 """``airflow hybrid doctor``: is this scheduler ready to run tasks on both routes? One screen of checks.
 
-Each check says PASS, WARN or FAIL, what it saw, and on FAIL the fix. The checks go in the order
-a task meets the pieces: settings and pod templates, the Celery broker, the Kubernetes API, the
-worker namespaces, the scheduler identity's permissions there (SelfSubjectAccessReview), each
-Kubernetes queue's pod as the executor builds it (a server-side dry-run create, so the API's
-own 422 shows before any task runs), and the execution API URL that pods will call.
+Each check says PASS, WARN or FAIL, what it saw, and on WARN and FAIL the fix. The checks go in
+the order a task meets the pieces: settings and pod templates, the Celery broker, the Kubernetes
+API, the worker namespaces, the scheduler identity's permissions there (SelfSubjectAccessReview),
+each Kubernetes queue's pod as the executor builds it (a server-side dry-run create, so the API's
+own 422 or admission refusal shows before any task runs), and the execution API URL that pods
+will call.
+
+A refused dry run gets the fix for what refused it (``KubeApiError.refusal``): a quota full right
+now is a WARN with its numbers (the executor waits for it), a pod that no quota, LimitRange,
+PodSecurity level or webhook admits, a missing ServiceAccount or a missing permission a FAIL with
+that refusal's hint.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ if TYPE_CHECKING:
     from kubernetes.client import V1Pod
 
     from hybrid_executor.kubernetes.api import KubeApi
+    from hybrid_executor.kubernetes.errors import KubeApiError
     from hybrid_executor.settings import HybridSettings
 
 Status = Literal["PASS", "WARN", "FAIL"]
@@ -51,6 +58,9 @@ class _Doctor:
         self.settings: HybridSettings | None = None
         self.api: KubeApi | None = None
         self.templates: dict[str | None, V1Pod] = {}  # by path, each read once: the ones that load
+        self.namespace_exists: dict[str, bool | None] = {}  # None: this identity may not tell
+        # Namespaces where every verb is denied and whose existence is unknown: perhaps misspelt.
+        self.maybe_missing: set[str] = set()
 
     def add(self, name: str, status: Status, detail: str, fix: str = "") -> None:
         self.checks.append(Check(name, status, detail, fix))
@@ -146,20 +156,29 @@ class _Doctor:
                 exists = self.api.namespace_exists(namespace)
             except KubeApiError as error:
                 if error.code == 403 or error.kind is ApiErrorKind.RETRYABLE:
-                    why = "may not read namespaces" if error.code == 403 else _first_line(error)
+                    self.namespace_exists[namespace] = None
+                    if error.code == 403:
+                        # The chart's namespaced Role cannot grant `get` on a Namespace (cluster-scoped):
+                        # the permissions and dry-run checks below tell more.
+                        why = "this identity may not get namespaces, which a namespaced Role cannot grant"
+                    else:
+                        why = _first_line(error)
                     self.add("namespace", "WARN", f"{namespace}: cannot tell whether it exists ({why})")
                     continue
                 raise
+            self.namespace_exists[namespace] = exists
             if exists:
                 self.add("namespace", "PASS", f"{namespace} exists")
             else:
-                self.add("namespace", "FAIL", f"{namespace} does not exist", f"kubectl create namespace {namespace}")
+                fix = f"kubectl create namespace {namespace} (or correct the name where it is configured)"
+                self.add("namespace", "FAIL", f"{namespace} does not exist", fix)
 
     def check_permissions(self) -> None:
         from hybrid_executor.kubernetes.errors import KubeApiError
 
         assert self.settings is not None
         assert self.api is not None
+        verbs = ", ".join(SCHEDULER_VERBS)
         for namespace in sorted(self.settings.kubernetes.namespaces()):
             try:
                 denied = [verb for verb in SCHEDULER_VERBS if not self.api.may(verb, "pods", namespace)[0]]
@@ -167,20 +186,37 @@ class _Doctor:
             except KubeApiError as error:
                 self.add("permissions", "WARN", f"{namespace}: cannot ask the API ({_first_line(error)})")
                 continue
-            if denied:
-                verbs = ", ".join(SCHEDULER_VERBS)
+            bind = (
+                f"bind this identity to a Role in {namespace} with verbs [{verbs}] on pods "
+                "(docs/real-cluster.md has the YAML; the hybrid-executor chart creates it)"
+            )
+            known = self.namespace_exists.get(namespace)
+            if denied and len(denied) == len(SCHEDULER_VERBS) and known is None:
+                # A RoleBinding can only exist in a namespace that exists: with nothing granted and no
+                # way to read the Namespace, a misspelt name looks exactly like missing RBAC.
+                self.maybe_missing.add(namespace)
                 fix = (
-                    f"bind this identity to a Role in {namespace} with verbs [{verbs}] on pods "
-                    "(docs/real-cluster.md has the YAML)"
+                    f"{namespace} may not exist: check its spelling in [kubernetes_executor] namespace or "
+                    f"[hybrid_executor] kubernetes_queues (kubectl get namespace {namespace}); if it exists, {bind}"
                 )
                 self.add("permissions", "FAIL", f"{namespace}: may not {', '.join(denied)} pods", fix)
+            elif denied and known is False:
+                fix = f"create the namespace first (see above), then {bind}"
+                self.add("permissions", "FAIL", f"{namespace}: may not {', '.join(denied)} pods", fix)
+            elif denied:
+                self.add("permissions", "FAIL", f"{namespace}: may not {', '.join(denied)} pods", bind)
             else:
-                self.add("permissions", "PASS", f"{namespace}: may {', '.join(SCHEDULER_VERBS)} pods")
+                self.add("permissions", "PASS", f"{namespace}: may {verbs} pods")
             if not logs_allowed:
+                # The api-server reads running tasks' logs, as its own identity; the scheduler never does.
                 self.add(
                     "permissions",
                     "WARN",
-                    f"{namespace}: may not get pods/log; the api-server needs it to show running tasks' logs",
+                    f"{namespace}: this identity may not get pods/log; the api-server's identity (not the "
+                    "scheduler's) needs it, to show running tasks' logs",
+                    f"grant the api-server's ServiceAccount get on pods/log in {namespace} (the hybrid-executor "
+                    f"chart's api-server-logs Role does) and check it: kubectl auth can-i get pods "
+                    f"--subresource=log -n {namespace} --as system:serviceaccount:<its namespace>:<its name>",
                 )
 
     def check_dry_run(self) -> None:
@@ -199,12 +235,49 @@ class _Doctor:
                 self.add("dry-run pod", "FAIL", f"queue {queue}: {error}", "fix the queue's pod template")
                 continue
             except KubeApiError as error:
-                fix = "fix the queue's pod template (or [kubernetes_executor] worker_container_repository/tag)"
-                if error.code == 403:
-                    fix = "see the permissions and namespace checks above"
-                self.add("dry-run pod", "FAIL", f"queue {queue}: the API refused the pod: {error}", fix)
+                self._dry_run_refused(queue, context.namespace, error)
                 continue
             self.add("dry-run pod", "PASS", f"queue {queue}: a dry-run create in {context.namespace} is accepted")
+
+    def _dry_run_refused(self, queue: str, namespace: str, error: KubeApiError) -> None:
+        """The check's line for a dry run the API did not accept: the fix is the refusal's."""
+        from hybrid_executor.kubernetes.errors import ApiErrorKind, RefusalKind
+
+        refusal = error.refusal
+        refused = f"queue {queue}: the API refused the pod: {error}"
+        if refusal is None:
+            if error.kind is ApiErrorKind.NOT_FOUND:
+                fix = f"create namespace {namespace}, or correct the queue's namespace (check its spelling)"
+                self.add("dry-run pod", "FAIL", refused, fix)
+            elif error.kind is ApiErrorKind.RETRYABLE:  # 429, 5xx, a connection error: the API's state
+                self.add("dry-run pod", "WARN", f"queue {queue}: not checked: {error}", "run doctor again")
+            else:
+                fix = "fix the queue's pod template (or [kubernetes_executor] worker_container_repository/tag)"
+                self.add("dry-run pod", "FAIL", refused, fix)
+            return
+        if refusal.kind in (RefusalKind.QUOTA_FULL, RefusalKind.QUOTA_STATUS_UNKNOWN):
+            # The executor keeps retrying these until pod_creation_retry_timeout: pods wait, no task fails.
+            numbers = "; ".join(str(resource) for resource in refusal.resources)
+            if refusal.kind is RefusalKind.QUOTA_FULL:
+                detail = f"queue {queue}: ResourceQuota {refusal.quota} in {namespace} is full right now ({numbers})"
+            else:
+                detail = f"queue {queue}: ResourceQuota {refusal.quota} in {namespace} has no usage counted yet"
+            # ResourceQuota is the last admission plugin: everything before it admitted the pod.
+            detail += "; pods wait for it (every other admission check passed)"
+            self.add("dry-run pod", "WARN", detail, refusal.hint)
+        elif refusal.kind is RefusalKind.DRY_RUN_UNSUPPORTED:
+            self.add("dry-run pod", "WARN", f"queue {queue}: not checked: {error}", refusal.hint)
+        elif refusal.kind is RefusalKind.RBAC:
+            if namespace in self.maybe_missing:
+                fix = (
+                    f"{namespace} may not exist (see the permissions check above): check its spelling; if it exists, "
+                    f"{refusal.hint}"
+                )
+            else:
+                fix = f"{refusal.hint}; see the permissions check above"
+            self.add("dry-run pod", "FAIL", refused, fix)
+        else:
+            self.add("dry-run pod", "FAIL", refused, refusal.hint)
 
     def _queues_with_a_template(self) -> list[str]:
         """The Kubernetes queues whose template loaded (the others' failure is reported once, above)."""
@@ -226,18 +299,28 @@ class _Doctor:
             url, source = _template_env(template, _EXECUTION_API_ENV), "the pod template's env"
             if not url:
                 url, source = configured, "[core] execution_api_server_url (pods read it only if their image has it)"
+            loopback = (urlsplit(url).hostname or "") in _LOOPBACK
             if not url:
                 fix = (
                     f"set {_EXECUTION_API_ENV} in the pod template's env to the api-server's URL, "
                     "e.g. http://airflow-api-server:8080/execution/"
                 )
                 self.add("execution api", "FAIL", f"queue {queue}: pods get no execution API URL", fix)
-            elif (urlsplit(url).hostname or "") in _LOOPBACK:
+            elif loopback and _host_network(template):
+                self.add(
+                    "execution api",
+                    "PASS",
+                    f"queue {queue}: pods call {url} (from {source}); with hostNetwork that is the node's own "
+                    "loopback, where the api-server must listen",
+                )
+            elif loopback:
                 self.add(
                     "execution api",
                     "WARN",
                     f"queue {queue}: {url} (from {source}) is a loopback address: in a real cluster a pod "
                     "reaches only itself there",
+                    "set it to an address pods reach, e.g. the api-server's Service "
+                    "http://airflow-api-server.airflow.svc.cluster.local:8080/execution/",
                 )
             else:
                 self.add("execution api", "PASS", f"queue {queue}: pods call {url} (from {source})")
@@ -250,6 +333,11 @@ def _template_env(pod: V1Pod, name: str) -> str:
         if env.name == name and env.value:
             return str(env.value)
     return ""
+
+
+def _host_network(pod: V1Pod) -> bool:
+    """Whether the template's pods use the node's network namespace (so 127.0.0.1 is the node)."""
+    return bool(pod.spec and pod.spec.host_network)
 
 
 def _without_password(url: str) -> str:

@@ -97,6 +97,25 @@ CASES: dict[str, dict[str, Any]] = {
         "networkPolicy": {"enabled": False},
         "workerNamespaces": [{"name": "airflow", "create": False}, {"name": "batch", "queue": "batch"}],
     },
+    "worker-service-accounts": {
+        "podTemplate": {
+            "serviceAccountName": "airflow-worker",
+            "serviceAccount": {"annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/tasks"}},
+        },
+        "workerNamespaces": [
+            {"name": "airflow-workers"},
+            {"name": "existing-sa", "queue": "existing", "podTemplate": {"serviceAccount": {"create": False}}},
+            {
+                "name": "mounted",
+                "queue": "mounted",
+                "podTemplate": {
+                    "serviceAccountName": "token-reader",
+                    "serviceAccount": {"automountServiceAccountToken": True, "annotations": {"team": "ml"}},
+                },
+            },
+            {"name": "default-sa", "queue": "plain", "podTemplate": {"serviceAccountName": "default"}},
+        ],
+    },
 }
 
 
@@ -267,6 +286,79 @@ def test_the_executor_loads_every_pod_template(case: str, tmp_path: Path) -> Non
         pod = load_pod_template(str(path))
         assert pod.spec.containers[0].name == "base"
         assert pod.spec.restart_policy == "Never"
+
+
+# --- the worker pods' ServiceAccount ----------------------------------------------------------------
+
+
+def _deep_merged(base: dict[str, Any], override: dict[str, Any] | None) -> dict[str, Any]:
+    """Helm's mergeOverwrite, as the chart merges a namespace's podTemplate over the chart-wide one."""
+    merged = copy.deepcopy(base)
+    for key, value in (override or {}).items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merged(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+@ALL_CASES
+def test_every_service_account_the_pods_name_is_created_where_they_run(case: str) -> None:
+    """ServiceAccount admission refuses a pod whose ServiceAccount does not exist: the chart creates each one."""
+    values = _merged(case)
+    templates = _pod_templates(case)
+    expected = {}
+    for entry in values["workerNamespaces"]:
+        own = _deep_merged(values["podTemplate"], entry.get("podTemplate"))
+        template = templates.get(f"pod_template-{entry['name']}.yaml", templates["pod_template.yaml"])
+        name = template["spec"].get("serviceAccountName", "")
+        assert name == own["serviceAccountName"], entry["name"]
+        if name and name != "default" and own["serviceAccount"]["create"]:
+            expected[(entry["name"], name)] = own["serviceAccount"]
+    accounts = {(a["metadata"]["namespace"], a["metadata"]["name"]): a for a in _objects(case, "ServiceAccount")}
+    assert set(accounts) == set(expected)
+    for key, account in accounts.items():
+        assert account["automountServiceAccountToken"] is expected[key]["automountServiceAccountToken"], key
+        assert account["metadata"].get("annotations", {}) == expected[key]["annotations"], key
+        assert account["metadata"]["labels"]["app.kubernetes.io/component"] == "worker-service-account"
+
+
+def test_no_service_account_by_default_the_pods_use_the_namespaces_default() -> None:
+    assert _objects("default", "ServiceAccount") == []
+    assert _merged("default")["podTemplate"]["serviceAccount"] == {
+        "create": True,
+        "automountServiceAccountToken": False,
+        "annotations": {},
+    }
+    _, notes = _rendered("default")
+    assert "airflow-workers: queue kubernetes (executor-wide namespace), pods run as ServiceAccount default" in notes
+
+
+def test_a_named_service_account_is_created_without_its_token_unless_asked() -> None:
+    accounts = {
+        (a["metadata"]["namespace"], a["metadata"]["name"]): a
+        for a in _objects("worker-service-accounts", "ServiceAccount")
+    }
+    # Not in existing-sa (create: false), never `default` (Kubernetes makes that one itself).
+    assert sorted(accounts) == [("airflow-workers", "airflow-worker"), ("mounted", "token-reader")]
+    worker = accounts[("airflow-workers", "airflow-worker")]
+    assert worker["automountServiceAccountToken"] is False
+    assert worker["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/tasks"}
+    mounted = accounts[("mounted", "token-reader")]
+    assert mounted["automountServiceAccountToken"] is True
+    assert mounted["metadata"]["annotations"] == {
+        "eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/tasks",
+        "team": "ml",
+    }
+    # No Role is bound to them: the pods never call the Kubernetes API.
+    for binding in _objects("worker-service-accounts", "RoleBinding"):
+        assert {subject["name"] for subject in binding["subjects"]} <= {"airflow-scheduler", "airflow-api-server"}
+    # Whatever the ServiceAccount says, the pods never mount a token.
+    for template in _pod_templates("worker-service-accounts").values():
+        assert template["spec"]["automountServiceAccountToken"] is False
+    _, notes = _rendered("worker-service-accounts")
+    assert "existing-sa: queue existing, own pod template, pods run as ServiceAccount airflow-worker " in notes
+    assert "(not created by this chart: it must exist)" in notes
 
 
 # --- the settings the chart prints for the official chart -------------------------------------
@@ -599,6 +691,14 @@ REJECTED = {
     "a relative mount path": (
         {"podTemplate": {"mountPath": "pod_templates"}},
         "at '/podTemplate/mountPath': 'pod_templates' does not match pattern",
+    ),
+    "a string for serviceAccount.create": (
+        {"podTemplate": {"serviceAccount": {"create": "no"}}},
+        "at '/podTemplate/serviceAccount/create': got string, want boolean",
+    ),
+    "a misspelt per-namespace serviceAccount key": (
+        {"workerNamespaces": [{"name": "a", "podTemplate": {"serviceAccount": {"automount": True}}}]},
+        "at '/workerNamespaces/0/podTemplate/serviceAccount': additional properties 'automount' not allowed",
     ),
     "an invalid database CIDR": (
         {"networkPolicy": {"database": {"ipBlock": {"cidr": "10.0.0.0"}}}},

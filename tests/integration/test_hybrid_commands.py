@@ -65,7 +65,14 @@ def hybrid(airflow_environ: AirflowEnv, *args: str, timeout: float = 300) -> sub
     )
 
 
-def _template(tmp_path: Path, **metadata: Any) -> Path:
+def _template(
+    tmp_path: Path,
+    *,
+    url: str = "http://airflow-api-server.airflow.svc:8080/execution/",
+    spec: dict[str, Any] | None = None,
+    container: dict[str, Any] | None = None,
+    **metadata: Any,
+) -> Path:
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -76,14 +83,11 @@ def _template(tmp_path: Path, **metadata: Any) -> Path:
                 {
                     "name": "base",
                     "image": "registry.example.com/airflow:3.3.2",
-                    "env": [
-                        {
-                            "name": "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
-                            "value": "http://airflow-api-server.airflow.svc:8080/execution/",
-                        }
-                    ],
+                    "env": [{"name": "AIRFLOW__CORE__EXECUTION_API_SERVER_URL", "value": url}],
+                    **(container or {}),
                 }
             ],
+            **(spec or {}),
         },
     }
     path = tmp_path / f"template-{len(list(tmp_path.glob('template-*')))}.yaml"
@@ -154,6 +158,9 @@ def test_doctor_names_each_problem_and_its_fix(
     dry_run = line_of("FAIL  dry-run pod     queue kubernetes-bad")
     assert 'metadata.labels: Invalid value: "data science"' in lines[dry_run]
     assert "fix: fix the queue's pod template" in lines[dry_run + 1]
+    elsewhere = line_of("FAIL  dry-run pod     queue kubernetes-elsewhere")
+    assert 'namespaces "no-such-namespace" not found (HTTP 404 NotFound)' in lines[elsewhere]
+    assert "fix: create namespace no-such-namespace, or correct the queue's namespace" in lines[elsewhere + 1]
     assert f"PASS  dry-run pod     queue kubernetes: a dry-run create in {namespace} is accepted" in text
     url = "http://airflow-api-server.airflow.svc:8080/execution/"
     assert f"PASS  execution api   queue kubernetes: pods call {url} (from the pod template's env)" in text
@@ -324,7 +331,13 @@ def test_doctor_names_each_verb_the_scheduler_may_not_use(
         in (checks[0]["fix"])
     )
     assert checks[1]["status"] == "WARN"
-    assert "may not get pods/log" in checks[1]["detail"]
+    # The api-server reads running tasks' logs, as its own identity: the check says whose need it is.
+    assert checks[1]["detail"] == (
+        f"{namespace}: this identity may not get pods/log; the api-server's identity (not the scheduler's) "
+        "needs it, to show running tasks' logs"
+    )
+    assert checks[1]["fix"].startswith(f"grant the api-server's ServiceAccount get on pods/log in {namespace}")
+    assert f"kubectl auth can-i get pods --subresource=log -n {namespace}" in checks[1]["fix"]
 
 
 def _comparable(pod: dict[str, Any]) -> dict[str, Any]:
@@ -362,3 +375,167 @@ def test_render_pod_prints_what_the_executor_builds_for_a_queued_try(
 
     assert result.returncode == 0, result.stderr[-3000:]
     assert _comparable(yaml.safe_load(result.stdout)) == _comparable(built)
+
+
+# A quota full only because of other pods, in the ResourceQuota admission's words (a fault: the
+# local kubelet would finish a filler pod before doctor runs).
+FULL_QUOTA = (
+    'pods "p" is forbidden: exceeded quota: hybrid-executor-workers, requested: requests.cpu=500m, '
+    "used: requests.cpu=19800m, limited: requests.cpu=20"
+)
+
+
+def test_doctor_gives_each_refusal_its_own_fix(
+    airflow_environ: AirflowEnv,
+    executor_config: Callable[..., None],
+    namespace: str,
+    tmp_path: Path,
+    kube_api: LocalKubeAPI,
+) -> None:
+    from kubernetes.client import CoreV1Api
+
+    core = CoreV1Api(kube_api.api_client())
+
+    def worker_namespace(queue: str, **labels: str) -> str:
+        name = f"{namespace}-{queue}"
+        core.create_namespace({"metadata": {"name": name, "labels": labels}})
+        return name
+
+    # The local API's own admission: ResourceQuota, LimitRanger, PodSecurity and ServiceAccount.
+    full = worker_namespace("full")
+    full_quota = kube_api.faults.add(
+        "create", "pods", f"/api/v1/namespaces/{full}/pods", status=403, message=FULL_QUOTA
+    )
+    too_big = worker_namespace("too-big")
+    core.create_namespaced_resource_quota(
+        too_big, {"metadata": {"name": "hybrid-executor-workers"}, "spec": {"hard": {"requests.cpu": "20"}}}
+    )
+    unset = worker_namespace("unset")
+    core.create_namespaced_resource_quota(
+        unset, {"metadata": {"name": "q"}, "spec": {"hard": {"limits.memory": "64Gi"}}}
+    )
+    limits = worker_namespace("limits")
+    core.create_namespaced_limit_range(
+        limits, {"metadata": {"name": "l"}, "spec": {"limits": [{"type": "Container", "max": {"memory": "16Gi"}}]}}
+    )
+    psa = worker_namespace("psa", **{"pod-security.kubernetes.io/enforce": "restricted"})
+    no_sa = worker_namespace("sa")
+    templates = {
+        "too-big": _template(tmp_path, container={"resources": {"requests": {"cpu": "30"}}}),
+        "limits": _template(tmp_path, container={"resources": {"limits": {"memory": "32Gi"}}}),
+        "sa": _template(tmp_path, spec={"serviceAccountName": "airflow-worker"}),
+    }
+    # A misspelt namespace, as the chart's namespaced Role sees it: no verb, and no way to read Namespaces.
+    typo = f"{namespace}-wrokers"
+    rules = [
+        kube_api.authorization.deny("*", "pods", namespace=typo),
+        kube_api.authorization.deny("get", "namespaces", name=typo),
+    ]
+    # hostNetwork: 127.0.0.1 is the node's own loopback, not the pod's.
+    host_network = _template(tmp_path, url="http://127.0.0.1:8080/execution/", spec={"hostNetwork": True})
+    loopback = _template(tmp_path, url="http://127.0.0.1:8080/execution/")
+    executor_config("kubernetes_executor", "pod_template_file", str(_template(tmp_path)))
+    namespaces = {"full": full, "too-big": too_big, "unset": unset, "limits": limits, "psa": psa, "sa": no_sa}
+    queues = [
+        f"{queue} namespace={where}" + (f" pod_template_file={templates[queue]}" if queue in templates else "")
+        for queue, where in namespaces.items()
+    ]
+    queues += [
+        f"typo namespace={typo}",
+        f"host pod_template_file={host_network}",
+        f"loopback pod_template_file={loopback}",
+    ]
+    executor_config("hybrid_executor", "kubernetes_queues", ", ".join(["kubernetes", *queues]))
+    try:
+        result = hybrid(airflow_environ, "doctor", "--json")
+    finally:
+        for rule in rules:
+            kube_api.authorization.remove(rule)
+        kube_api.faults.remove(full_quota)
+
+    assert result.returncode == 1, result.stdout[-4000:] + result.stderr[-2000:]
+    checks = json.loads(result.stdout)["checks"]
+
+    def check(name: str, start: str) -> dict[str, str]:
+        (found,) = [c for c in checks if c["name"] == name and c["detail"].startswith(start)]
+        return found
+
+    # A quota full right now: the executor waits for it, so a WARN with the numbers, not a FAIL.
+    full_check = check("dry-run pod", "queue full:")
+    assert full_check["status"] == "WARN"
+    assert full_check["detail"] == (
+        f"queue full: ResourceQuota hybrid-executor-workers in {full} is full right now "
+        "(requests.cpu: requested 500m, used 19800m, limited 20); pods wait for it (every other admission check passed)"
+    )
+    assert full_check["fix"].startswith("ResourceQuota hybrid-executor-workers is full (")
+
+    # What no wait can clear: a FAIL with the refusal's own fix, and the API's message.
+    too_big_check = check("dry-run pod", "queue too-big:")
+    assert too_big_check["status"] == "FAIL"
+    assert (
+        "is forbidden: exceeded quota: hybrid-executor-workers, requested: requests.cpu=30, used: requests.cpu=0, "
+        "limited: requests.cpu=20 (HTTP 403 Forbidden)"
+    ) in too_big_check["detail"]
+    assert too_big_check["fix"] == (
+        "the pod alone asks for more than ResourceQuota hybrid-executor-workers allows (requests.cpu: requested 30, "
+        "limited 20): lower it in the pod template or the task's pod_override, or raise the quota"
+    )
+    unset_check = check("dry-run pod", "queue unset:")
+    assert unset_check["status"] == "FAIL"
+    assert "failed quota: q: must specify limits.memory for: base" in unset_check["detail"]
+    assert unset_check["fix"].startswith(
+        "ResourceQuota q counts resources the pod does not set: set limits.memory for base"
+    )
+    limits_check = check("dry-run pod", "queue limits:")
+    assert limits_check["status"] == "FAIL"
+    assert "is forbidden: maximum memory usage per Container is 16Gi, but limit is 32Gi" in limits_check["detail"]
+    assert limits_check["fix"].startswith(
+        "the namespace's LimitRange refuses the pod (memory per Container at most 16Gi, the pod's limit is 32Gi)"
+    )
+    psa_check = check("dry-run pod", "queue psa:")
+    assert psa_check["status"] == "FAIL"
+    assert (
+        'is forbidden: violates PodSecurity "restricted:latest": allowPrivilegeEscalation != false'
+        in psa_check["detail"]
+    )
+    assert psa_check["fix"].startswith("the namespace enforces the Pod Security Standard restricted:latest:")
+    sa_check = check("dry-run pod", "queue sa:")
+    assert sa_check["status"] == "FAIL"
+    assert (
+        f'is forbidden: error looking up service account {no_sa}/airflow-worker: serviceaccount "airflow-worker" '
+        "not found"
+    ) in sa_check["detail"]
+    assert sa_check["fix"] == (
+        f"create the ServiceAccount airflow-worker in namespace {no_sa} (the hybrid-executor chart does, "
+        "with podTemplate.serviceAccount.create), or set the pod template's serviceAccountName to one that exists there"
+    )
+    for check_of_a_refusal in (too_big_check, unset_check, limits_check, psa_check, sa_check):
+        assert "see the permissions and namespace checks above" not in check_of_a_refusal["fix"]
+
+    # The misspelt namespace: not an impossible RoleBinding, but "it may not exist".
+    unknown = check("namespace", f"{typo}:")
+    assert unknown["status"] == "WARN"
+    assert unknown["detail"] == (
+        f"{typo}: cannot tell whether it exists "
+        "(this identity may not get namespaces, which a namespaced Role cannot grant)"
+    )
+    denied = check("permissions", f"{typo}:")
+    assert denied["status"] == "FAIL"
+    assert denied["detail"] == f"{typo}: may not create, list, watch, patch, delete pods"
+    assert denied["fix"].startswith(f"{typo} may not exist: check its spelling in [kubernetes_executor] namespace")
+    typo_dry_run = check("dry-run pod", "queue typo:")
+    assert typo_dry_run["status"] == "FAIL"
+    assert f'cannot create resource "pods" in API group "" in the namespace "{typo}"' in typo_dry_run["detail"]
+    assert typo_dry_run["fix"].startswith(f"{typo} may not exist (see the permissions check above)")
+    assert f"grant system:admin the verb create on pods in namespace {typo}" in typo_dry_run["fix"]
+
+    # A loopback execution API is the node's own with hostNetwork: no warning; without, the pod's own.
+    host = check("execution api", "queue host:")
+    assert host["status"] == "PASS"
+    assert "with hostNetwork that is the node's own loopback" in host["detail"]
+    own_loopback = check("execution api", "queue loopback:")
+    assert own_loopback["status"] == "WARN"
+    assert "is a loopback address: in a real cluster a pod reaches only itself there" in own_loopback["detail"]
+
+    assert check("dry-run pod", "queue kubernetes:")["status"] == "PASS"
+    assert check("execution api", "queue kubernetes:")["status"] == "PASS"
