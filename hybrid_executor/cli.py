@@ -20,6 +20,14 @@ def get_cli_commands() -> list[Any]:
     run_id = Arg(("--run-id",), default="manual__render-pod", help="the run id the pod is labelled with")
     map_index = Arg(("--map-index",), type=int, default=-1, help="the instance of a mapped task")
     try_number = Arg(("--try-number",), type=int, default=1, help="the try (each try gets its own pod)")
+    external_executor_id = Arg(
+        ("--external-executor-id",),
+        default="render-pod",
+        help=(
+            "the queueing's id (the task instance's external_executor_id, drawn anew each time the scheduler "
+            "queues the task); each queueing gets its own pod, named from it"
+        ),
+    )
     dry_run = Arg(("--dry-run",), action="store_true", help="list what would be deleted, delete nothing")
     older_than = Arg(
         ("--older-than",), default="1h", help="only pods that finished at least this long ago: 90s, 30m, 2h, 1d"
@@ -35,7 +43,7 @@ def get_cli_commands() -> list[Any]:
             name="render-pod",
             help="Print the pod the executor would create for a task, as YAML (token redacted)",
             func=lazy_load_command("hybrid_executor.commands.render_pod.render_pod"),
-            args=(dag_id, task_id, run_id, map_index, try_number),
+            args=(dag_id, task_id, run_id, map_index, try_number, external_executor_id),
         ),
         ActionCommand(
             name="cleanup-pods",

@@ -26,7 +26,20 @@ if TYPE_CHECKING:
     from airflow.executors.workloads import ExecuteTask
 
 
-def render(dag_id: str, task_id: str, *, run_id: str, map_index: int, try_number: int) -> str:
+# A pod is named per queueing, from the task instance's external_executor_id that the scheduler
+# draws each time it queues the task; without one given, render-pod shows the pod of this one.
+RENDERED_QUEUEING = "render-pod"
+
+
+def render(
+    dag_id: str,
+    task_id: str,
+    *,
+    run_id: str,
+    map_index: int,
+    try_number: int,
+    external_executor_id: str = RENDERED_QUEUEING,
+) -> str:
     from kubernetes.client import ApiClient
 
     from hybrid_executor.kubernetes.pods import build_worker_pod, pod_context_for
@@ -45,7 +58,13 @@ def render(dag_id: str, task_id: str, *, run_id: str, map_index: int, try_number
     if not mapped and map_index >= 0:
         raise CommandError(f"{dag_id}.{task_id} is not mapped: leave out --map-index")
     workload = _workload(
-        task, run_id, map_index, try_number, str(getattr(dag, "relative_fileloc", "") or ""), bundle_name
+        task,
+        run_id,
+        map_index,
+        try_number,
+        str(getattr(dag, "relative_fileloc", "") or ""),
+        bundle_name,
+        external_executor_id,
     )
     # The task instance's queue, not the task's: a cluster policy's mutation hook may have moved it.
     queue = workload.ti.queue
@@ -61,7 +80,9 @@ def render(dag_id: str, task_id: str, *, run_id: str, map_index: int, try_number
     return redact_token(yaml.safe_dump(body, sort_keys=False), workload.token)
 
 
-def _workload(task: Any, run_id: str, map_index: int, try_number: int, dag_rel_path: str, bundle: str) -> ExecuteTask:
+def _workload(
+    task: Any, run_id: str, map_index: int, try_number: int, dag_rel_path: str, bundle: str, queueing: str
+) -> ExecuteTask:
     """The workload the scheduler would queue for this try: a task instance made as the scheduler makes
     one (queue, pool slots, priority weight, executor_config and the cluster policy's mutation hook
     from the task), its log path from ``[logging] log_filename_template``; a placeholder token."""
@@ -75,6 +96,7 @@ def _workload(task: Any, run_id: str, map_index: int, try_number: int, dag_rel_p
     scheduler_task = DagSerialization.from_dict(DagSerialization.to_dict(task.dag)).get_task(task.task_id)
     ti = TaskInstance(scheduler_task, run_id=run_id, map_index=map_index, dag_version_id=uuid.uuid4())
     ti.try_number = try_number
+    ti.external_executor_id = queueing  # the scheduler draws one per queueing; the pod's name hashes it
     return ExecuteTask(
         ti=TaskInstanceDTO.model_validate(ti, from_attributes=True),
         dag_rel_path=dag_rel_path,  # type: ignore[arg-type]  # pydantic turns it into a path
@@ -112,7 +134,12 @@ def render_pod(args: argparse.Namespace) -> None:
 
     try:
         text = render(
-            args.dag_id, args.task_id, run_id=args.run_id, map_index=args.map_index, try_number=args.try_number
+            args.dag_id,
+            args.task_id,
+            run_id=args.run_id,
+            map_index=args.map_index,
+            try_number=args.try_number,
+            external_executor_id=args.external_executor_id,
         )
     except (CommandError, PodBuildError, SettingsError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -46,7 +46,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_de
 from tenacity.wait import wait_base
 
 from hybrid_executor.kubernetes.api import KubeApi
-from hybrid_executor.kubernetes.errors import ApiErrorKind, KubeApiError, classify
+from hybrid_executor.kubernetes.errors import ApiErrorKind, KubeApiError, RefusalKind, classify
 from hybrid_executor.kubernetes.pods import PodBuildError
 
 if TYPE_CHECKING:
@@ -54,6 +54,9 @@ if TYPE_CHECKING:
     from kubernetes.client import V1Pod
 
 log = logging.getLogger(__name__)
+
+# Refusals an operator clears (a Role, a ServiceAccount): retried, and said at once, once, with the fix.
+_OPERATOR_REFUSALS = frozenset({RefusalKind.RBAC, RefusalKind.SERVICE_ACCOUNT_MISSING})
 
 # How long a 429 without a Retry-After pauses creation (the API server's priority and fairness
 # answers 429 with Retry-After: 1, so this is only for proxies that leave it out).
@@ -265,6 +268,7 @@ class PodLauncher:
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
         self._build_lock = threading.Lock()
+        self._warned: set[tuple[str, str]] = set()  # (namespace, refusal detail) said since the last create there
 
     # --- called from the scheduler thread: never blocks on the network -------------------------
 
@@ -437,14 +441,41 @@ class PodLauncher:
                 log.warning("The API server throttles pod creation (429): every launch waits %.1fs", pause)
             raise
         job.uid = (created.get("metadata") or {}).get("uid")
+        self._cleared(job.namespace)
         return True
 
     def _sleep(self, job: _Job, seconds: float) -> None:
         if job.interrupt.wait(seconds):
             raise _Interrupted
 
+    def _warn_operator(self, job: _Job, error: KubeApiError) -> None:
+        """An RBAC or ServiceAccount refusal: one warning with the fix, not one per task and retry."""
+        refusal = error.refusal
+        if refusal is None or refusal.kind not in _OPERATOR_REFUSALS:
+            return
+        said = (job.namespace, refusal.detail)
+        with self._lock:
+            if said in self._warned:
+                return
+            self._warned.add(said)
+        log.warning(
+            "Pods in namespace %s cannot be created until an operator acts: %s. Fix: %s. Every launch there "
+            "retries with backoff meanwhile (within [hybrid_executor] pod_creation_retry_timeout)",
+            job.namespace,
+            error.message,
+            refusal.hint,
+        )
+
+    def _cleared(self, namespace: str) -> None:
+        if not self._warned:
+            return
+        with self._lock:
+            self._warned = {said for said in self._warned if said[0] != namespace}
+
     def _log_retry(self, job: _Job, state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome is not None else None
+        if isinstance(error, KubeApiError):
+            self._warn_operator(job, error)
         log.warning(
             "Creating pod %s in %s for %s failed (attempt %d): %s; next attempt in %.2fs",
             job.pod_name,

@@ -188,7 +188,7 @@ def test_render_pod_prints_the_pod_the_executor_would_create(
     assert result.returncode == 0, result.stderr[-3000:]
     pod = yaml.safe_load(result.stdout)  # stdout is the YAML alone
     key = TaskInstanceKey("cli_render", "in_pod", "manual__1", 2, -1)
-    assert pod["metadata"]["name"] == pod_name_for(key)
+    assert pod["metadata"]["name"] == pod_name_for(key, "render-pod")  # the default queueing id
     assert pod["metadata"]["namespace"] == namespace
     assert pod["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "hybrid-executor"
     container = pod["spec"]["containers"][0]
@@ -371,10 +371,19 @@ def test_render_pod_prints_what_the_executor_builds_for_a_queued_try(
     (queued,) = queue_run("cli_render", executor, ["in_pod"])  # as the scheduler queues it
     built = ApiClient().sanitize_for_serialization(executor._build_pod(queued.workload))
 
-    result = hybrid(airflow_environ, "render-pod", "cli_render", "in_pod", "--run-id", queued.ti.run_id)
+    result = hybrid(
+        airflow_environ,
+        "render-pod",
+        "cli_render",
+        "in_pod",
+        "--run-id",
+        queued.ti.run_id,
+        "--external-executor-id",
+        queued.ti.external_executor_id,
+    )
 
     assert result.returncode == 0, result.stderr[-3000:]
-    assert _comparable(yaml.safe_load(result.stdout)) == _comparable(built)
+    assert _comparable(yaml.safe_load(result.stdout)) == _comparable(built)  # the same name too
 
 
 # A quota full only because of other pods, in the ResourceQuota admission's words (a fault: the

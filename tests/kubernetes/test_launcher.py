@@ -347,6 +347,47 @@ def test_an_exhausted_retry_budget_fails_with_the_last_error(
     assert pod_names(kube) == []
 
 
+POD_SECURITY_REFUSAL = (
+    'pods "dag-task-1-try-1" is forbidden: violates PodSecurity "restricted:latest": '
+    "host namespaces (hostNetwork=true)"
+)
+
+
+def test_a_refusal_that_waiting_cannot_clear_fails_at_once_with_the_apis_message(
+    kube: LocalKubeAPI, make_launcher: Callable[..., PodLauncher]
+) -> None:
+    # Every admission refusal is a 403; PodSecurity's (the real server's words) can never pass.
+    kube.faults.add("create", "pods", status=403, message=POD_SECURITY_REFUSAL, times=1)
+    launcher = make_launcher(retry_timeout=60)
+
+    launcher.submit(request(1))
+    [result] = collect(launcher, 1, timeout=5)
+
+    assert not result.ok
+    assert result.attempts == 1
+    assert not result.gave_up
+    assert result.error == f"{POD_SECURITY_REFUSAL} (HTTP 403 Forbidden)"
+
+
+def test_an_rbac_refusal_is_retried_and_said_once_with_the_identity_verb_and_namespace(
+    kube: LocalKubeAPI, make_launcher: Callable[..., PodLauncher], caplog: pytest.LogCaptureFixture
+) -> None:
+    rule = kube.authorization.deny("create", "pods", namespace=NS)
+    launcher = make_launcher(retry_timeout=60)
+
+    for number in range(3):
+        launcher.submit(request(number))
+    wait_until(lambda: creates(kube) >= 9)  # every launch retried a few times
+    kube.authorization.remove(rule)
+    results = collect(launcher, 3, timeout=10)
+
+    assert all(result.ok for result in results)
+    warnings = [r.getMessage() for r in caplog.records if "cannot be created until an operator acts" in r.getMessage()]
+    assert len(warnings) == 1, warnings
+    assert f'User "system:admin" cannot create resource "pods" in API group "" in the namespace "{NS}"' in warnings[0]
+    assert "grant system:admin the verb create on pods in namespace" in warnings[0]
+
+
 def test_a_cancel_during_retries_means_no_pod_ever(
     kube: LocalKubeAPI, make_launcher: Callable[..., PodLauncher]
 ) -> None:
