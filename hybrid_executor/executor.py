@@ -17,7 +17,7 @@ from airflow.providers.celery.executors.celery_executor import CeleryExecutor
 
 from hybrid_executor.kubernetes.executor import KubernetesPodExecutor
 from hybrid_executor.routing import Route, route_for_queue
-from hybrid_executor.settings import HybridSettings, load_settings
+from hybrid_executor.settings import HybridSettings, SettingsError, load_kubernetes_queues, load_settings
 from hybrid_executor.slots import fair_shares
 
 if TYPE_CHECKING:
@@ -43,21 +43,37 @@ class HybridExecutor(BaseExecutor):
     is_local: bool = False
     serve_logs: bool = False
 
+    settings: HybridSettings  # unset only when settings_error is set (see __init__)
     _job_id: int | str | None = None
     _callback_sink: Any = None
     _handed_to_scheduler: list[Any] = []  # replaced, never mutated: see _task_event_logs
 
     def __init__(self, parallelism: int = PARALLELISM, team_name: str | None = None) -> None:
         super().__init__(parallelism=parallelism, team_name=team_name)
-        self.settings: HybridSettings = load_settings(self.conf)
-        self.parallelism = self.settings.parallelism
+        # The api-server builds the executor only to read the logs of running tasks: a wrong value
+        # must not break its log view, of Celery tasks above all. The error is kept; start(), which
+        # only the scheduler calls, raises it, and a pod task's log view shows it.
+        self.settings_error: SettingsError | None = None
+        settings: HybridSettings | None
+        try:
+            settings = load_settings(self.conf)
+            self._kubernetes_queues = settings.kubernetes.queues
+        except SettingsError as error:
+            self.settings_error, settings = error, None
+            try:
+                self._kubernetes_queues = load_kubernetes_queues(self.conf)
+            except SettingsError:
+                self._kubernetes_queues = {}
+        if settings is not None:
+            self.settings = settings
+            self.parallelism = settings.parallelism
         self.celery_executor = CeleryExecutor(
-            parallelism=self.settings.celery_parallelism or self.parallelism, team_name=team_name
+            parallelism=(settings.celery_parallelism if settings else None) or self.parallelism, team_name=team_name
         )
         self.kubernetes_executor = KubernetesPodExecutor(
-            parallelism=self.settings.kubernetes_parallelism or self.parallelism,
+            parallelism=(settings.kubernetes_parallelism if settings else None) or self.parallelism,
             team_name=team_name,
-            settings=self.settings.kubernetes,
+            settings=settings.kubernetes if settings else None,
         )
         self._children: tuple[BaseExecutor, BaseExecutor] = (self.celery_executor, self.kubernetes_executor)
 
@@ -123,7 +139,7 @@ class HybridExecutor(BaseExecutor):
     # --- routing -------------------------------------------------------------------------
 
     def _route(self, queue: str | None) -> BaseExecutor:
-        if route_for_queue(queue, self.settings.kubernetes.queues) is Route.KUBERNETES:
+        if route_for_queue(queue, self._kubernetes_queues) is Route.KUBERNETES:
             return self.kubernetes_executor
         return self.celery_executor
 
@@ -146,6 +162,8 @@ class HybridExecutor(BaseExecutor):
     # --- the loop ------------------------------------------------------------------------
 
     def start(self) -> None:
+        if self.settings_error is not None:
+            raise self.settings_error
         for child in self._children:
             child.start()
 

@@ -573,6 +573,15 @@ def _load(conf: ExecutorConfLike) -> HybridSettings:
     )
 
 
+def load_kubernetes_queues(conf: ExecutorConfLike) -> dict[str, QueueProfile]:
+    """Only the Kubernetes queues (to route by), read as :func:`load_settings` reads them.
+
+    For the api-server, which builds the executor only to read task logs: a wrong value of another
+    option must not stop it telling Celery tasks from pod tasks. Raises :class:`SettingsError`.
+    """
+    return _kubernetes_queues(_read(conf, HYBRID_OPTIONS["kubernetes_queues"]))
+
+
 def load_settings(conf: ExecutorConfLike) -> HybridSettings:
     """Read and check every option through ``conf`` (``BaseExecutor.conf``, which knows the team).
 
