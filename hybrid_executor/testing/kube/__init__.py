@@ -1,4 +1,6 @@
-"""A local Kubernetes API (core/v1 namespaces, pods, resourcequotas) that behaves as kube-apiserver does.
+"""A local Kubernetes API (core/v1 namespaces, pods, resourcequotas, limitranges, serviceaccounts) that behaves as
+kube-apiserver does, with its default admission (NamespaceLifecycle, LimitRanger, ServiceAccount, PodSecurity,
+ResourceQuota).
 
 It also answers SelfSubjectAccessReviews; ``LocalKubeAPI.authorization`` takes permissions away.
 

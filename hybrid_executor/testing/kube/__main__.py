@@ -1,5 +1,8 @@
 """Command line: ``python -m hybrid_executor.testing.kube serve --port 0 --kubeconfig PATH [--kubelet] [--history N]``.
 
+``--allow-privileged false`` makes privileged containers invalid (422), as a kube-apiserver
+started without ``--allow-privileged=true``; the default allows them.
+
 Prints the server URL as the first line of stdout, writes the kubeconfig, and serves until
 SIGINT or SIGTERM. Other tooling depends on this command line: keep it stable.
 """
@@ -31,6 +34,12 @@ def _parser() -> argparse.ArgumentParser:
         "--image-pull-failure", default=None, metavar="REGEX", help="with --kubelet: images that never pull"
     )
     serve.add_argument("--bookmark-interval", type=float, default=5.0, help="seconds between watch bookmarks")
+    serve.add_argument(
+        "--allow-privileged",
+        choices=("true", "false"),
+        default="true",
+        help="whether privileged containers are valid, as kube-apiserver's flag (default: true)",
+    )
     return parser
 
 
@@ -45,6 +54,7 @@ async def _serve(args: argparse.Namespace) -> None:
         kubelet=kubelet,
         bookmark_interval=args.bookmark_interval,
         kubeconfig=args.kubeconfig,
+        allow_privileged=args.allow_privileged == "true",
     )
     # Signals are taken over before anything is started, so a SIGTERM or SIGINT that comes at any
     # moment (even before the URL is printed) stops the server cleanly instead of killing it.

@@ -14,9 +14,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from hybrid_executor.testing.kube.decoding import decode_object, type_mismatch
 from hybrid_executor.testing.kube.errors import ApiError, FieldError, decode_error, invalid
 from hybrid_executor.testing.kube.rulelist import RuleList
-from hybrid_executor.testing.kube.validation import decode_object, type_mismatch
 
 USER = "system:admin"
 GROUPS = ("system:masters", "system:authenticated")

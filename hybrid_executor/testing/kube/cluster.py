@@ -1,8 +1,9 @@
 """The API verbs with the real server's semantics: admission, defaulting, validation, quota, graceful delete.
 
 The HTTP layer parses requests into these calls; the kubelet uses them too, so whatever reaches
-the store went through the same rules whichever way it came. Quota admission and accounting live
-in ``quota``, the list verb's revisions and paging in ``listing``.
+the store went through the same rules whichever way it came. The admission chain lives in
+``admission`` (and the plugins it calls), quota accounting in ``quota``, the list verb's revisions
+and paging in ``listing``.
 """
 
 from __future__ import annotations
@@ -12,28 +13,30 @@ import json
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from hybrid_executor.testing.kube import patching
+from hybrid_executor.testing.kube import admission, patching, podsecurity
+from hybrid_executor.testing.kube.decoding import type_problem
 from hybrid_executor.testing.kube.errors import (
     FieldError,
     bad_request,
     conflict,
     forbidden,
     invalid,
-    not_found,
 )
+from hybrid_executor.testing.kube.limitranges import canonicalize_limit_range, default_limit_range, limit_range_errors
 from hybrid_executor.testing.kube.listing import list_objects
+from hybrid_executor.testing.kube.poddefaults import default_pod, pod_qos_class
 from hybrid_executor.testing.kube.podstatus import TERMINAL_PHASES
-from hybrid_executor.testing.kube.quantity import parse_quantity
-from hybrid_executor.testing.kube.quota import admit_pod, quota_used, refresh_quota, refresh_quotas
+from hybrid_executor.testing.kube.quota import quota_used, refresh_quota, refresh_quotas
 from hybrid_executor.testing.kube.selectors import FieldSelector, LabelSelector
+from hybrid_executor.testing.kube.serviceaccounts import default_service_account, service_account_errors
 from hybrid_executor.testing.kube.store import Change, Store
+from hybrid_executor.testing.kube.updating import updated_object
 from hybrid_executor.testing.kube.validation import (
     KINDS,
     canonicalize_quantities,
     pod_errors,
-    type_problem,
-    validate,
-    validate_object_meta,
+    validate_namespace,
+    validate_resource_quota,
 )
 
 IMMORTAL_NAMESPACES = ("default", "kube-system", "kube-public")
@@ -41,61 +44,18 @@ _NAMESPACE_BEING_EMPTIED = (
     "The system is ensuring all content is removed from this namespace.  "
     "Upon completion, this namespace will automatically be purged by the system."
 )
-_POD_UPDATE_FORBIDDEN = (
-    "pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,"
-    "`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),"
-    "`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)"
-)
-
-
-def pod_qos_class(pod: dict[str, Any]) -> str:
-    containers = pod["spec"].get("containers", []) + pod["spec"].get("initContainers", [])
-    guaranteed = True
-    anything = False
-    for container in containers:
-        resources = container.get("resources") or {}
-        requests, limits = resources.get("requests") or {}, resources.get("limits") or {}
-        if requests or limits:
-            anything = True
-        for name in ("cpu", "memory"):
-            limit = limits.get(name)
-            request = requests.get(name, limit)
-            if limit is None or parse_quantity(request) != parse_quantity(limit):
-                guaranteed = False
-    if not anything:
-        return "BestEffort"
-    return "Guaranteed" if guaranteed else "Burstable"
-
-
-def default_pod(pod: dict[str, Any]) -> None:
-    """The defaults the real API server (and its ServiceAccount admission) fills into a new Pod."""
-    spec = pod.setdefault("spec", {})
-    spec.setdefault("restartPolicy", "Always")
-    spec.setdefault("terminationGracePeriodSeconds", 30)
-    spec.setdefault("dnsPolicy", "ClusterFirst")
-    spec.setdefault("securityContext", {})
-    spec.setdefault("schedulerName", "default-scheduler")
-    spec.setdefault("enableServiceLinks", True)
-    spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
-    spec.setdefault("priority", 0)
-    spec.setdefault("serviceAccountName", spec.get("serviceAccount") or "default")
-    spec.setdefault("serviceAccount", spec["serviceAccountName"])
-    for list_name in ("initContainers", "containers"):
-        for container in spec.get(list_name) or []:
-            container.setdefault("resources", {})
-            container.setdefault("terminationMessagePath", "/dev/termination-log")
-            container.setdefault("terminationMessagePolicy", "File")
-            image = container.get("image") or ""
-            tagged = ":" in image.rsplit("/", 1)[-1] or "@" in image
-            latest = not tagged or image.endswith(":latest")
-            container.setdefault("imagePullPolicy", "Always" if latest else "IfNotPresent")
 
 
 class Cluster:
-    """The verbs of core/v1 namespaces, pods and resourcequotas over one Store."""
+    """The verbs of core/v1 namespaces, pods, resourcequotas, limitranges and serviceaccounts over one Store.
 
-    def __init__(self, store: Store) -> None:
+    ``allow_privileged`` is kube-apiserver's ``--allow-privileged``: without it, a privileged
+    container is invalid (422) in every namespace.
+    """
+
+    def __init__(self, store: Store, *, allow_privileged: bool = True) -> None:
         self.store = store
+        self.allow_privileged = allow_privileged
         store.add_listener(self._after_change)
 
     # --- namespaces ----------------------------------------------------------------------
@@ -108,8 +68,14 @@ class Cluster:
         labels = namespace["metadata"].setdefault("labels", {})
         if namespace["metadata"].get("name"):
             labels["kubernetes.io/metadata.name"] = namespace["metadata"]["name"]
-        validate("namespaces", namespace)
-        return self.store.create("namespaces", namespace)
+        validate_namespace(namespace)
+        label_errors = podsecurity.check_namespace_labels(None, namespace)  # the PodSecurity admission's
+        if label_errors:
+            raise invalid("Namespace", namespace["metadata"].get("name", ""), label_errors)
+        created = self.store.create("namespaces", namespace)
+        # The ServiceAccount controller's "default" account (the real one comes a moment later).
+        self.store.create("serviceaccounts", default_service_account(created["metadata"]["name"]))
+        return created
 
     def delete_namespace(self, name: str, preconditions: dict[str, Any] | None = None) -> dict[str, Any]:
         if name in IMMORTAL_NAMESPACES:  # the NamespaceLifecycle admission's rule
@@ -127,8 +93,9 @@ class Cluster:
         terminating["metadata"]["deletionTimestamp"] = _timestamp()
         terminating["status"] = {"phase": "Terminating"}
         result = self.store.update("namespaces", terminating)
-        for quota in self.store.items("resourcequotas", name):
-            self.store.remove("resourcequotas", name, quota["metadata"]["name"])
+        for resource in ("resourcequotas", "limitranges", "serviceaccounts"):
+            for obj in self.store.items(resource, name):
+                self.store.remove(resource, name, obj["metadata"]["name"])
         for pod in self.store.items("pods", name):
             self.delete_pod(name, pod["metadata"]["name"], None)
         self._finish_namespace_if_empty(name)
@@ -141,35 +108,20 @@ class Cluster:
         if not self.store.items("pods", name):
             self.store.remove("namespaces", "", name)
 
-    def _require_namespace(self, resource: str, namespace: str, name: str) -> None:
-        found = self.store.find("namespaces", "", namespace)
-        if found is None:
-            raise not_found("namespaces", namespace)
-        if found["metadata"].get("deletionTimestamp"):
-            why = f"unable to create new content in namespace {namespace} because it is being terminated"
-            error = forbidden(resource, name, why)
-            assert error.details is not None
-            error.details["causes"] = [
-                {
-                    "reason": "NamespaceTerminating",
-                    "message": f"namespace {namespace} is being terminated",
-                    "field": "metadata.namespace",
-                }
-            ]
-            raise error
-
     # --- pods ----------------------------------------------------------------------------
 
     def create_pod(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         pod = self._clean_for_create("pods", body, namespace)
-        self._require_namespace("pods", namespace, pod["metadata"].get("name", ""))
-        self._generate_name("pods", pod, namespace)
         default_pod(pod)
         canonicalize_quantities("pods", pod)
+        admission.mutate_pod(self.store, namespace, pod)
+        self._generate_name("pods", pod, namespace)
         pod["metadata"]["generation"] = 1  # the pod strategy's (PodObservedGenerationTracking, 1.33+)
-        validate("pods", pod)
+        errors = pod_errors(pod, allow_privileged=self.allow_privileged)
+        if errors:
+            raise invalid("Pod", pod["metadata"].get("name", ""), errors)
         pod["status"] = {"phase": "Pending", "qosClass": pod_qos_class(pod)}
-        admit_pod(self.store, namespace, pod["metadata"]["name"])
+        admission.validate_pod(self.store, namespace, pod)
         return self.store.create("pods", pod)
 
     def delete_pod(
@@ -205,13 +157,35 @@ class Cluster:
 
     def create_resource_quota(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         quota = self._clean_for_create("resourcequotas", body, namespace)
-        self._require_namespace("resourcequotas", namespace, quota["metadata"].get("name", ""))
+        admission.namespace_lifecycle(self.store, "resourcequotas", namespace, quota)
         self._generate_name("resourcequotas", quota, namespace)
-        validate("resourcequotas", quota)
+        validate_resource_quota(quota)
         hard = dict((quota.get("spec") or {}).get("hard") or {})
         quota["status"] = {"hard": hard, "used": quota_used(self.store, namespace, hard)}
         canonicalize_quantities("resourcequotas", quota)
         return self.store.create("resourcequotas", quota)
+
+    # --- limit ranges and service accounts -------------------------------------------------
+
+    def create_limit_range(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        limit_range = self._clean_for_create("limitranges", body, namespace)
+        default_limit_range(limit_range)
+        canonicalize_limit_range(limit_range)
+        admission.namespace_lifecycle(self.store, "limitranges", namespace, limit_range)
+        self._generate_name("limitranges", limit_range, namespace)
+        errors = limit_range_errors(limit_range)
+        if errors:
+            raise invalid("LimitRange", limit_range["metadata"].get("name", ""), errors)
+        return self.store.create("limitranges", limit_range)
+
+    def create_service_account(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        account = self._clean_for_create("serviceaccounts", body, namespace)
+        admission.namespace_lifecycle(self.store, "serviceaccounts", namespace, account)
+        self._generate_name("serviceaccounts", account, namespace)
+        errors = service_account_errors(account)
+        if errors:
+            raise invalid("ServiceAccount", account["metadata"].get("name", ""), errors)
+        return self.store.create("serviceaccounts", account)
 
     def _after_change(self, change: Change) -> None:
         if change.resource == "resourcequotas":
@@ -236,11 +210,15 @@ class Cluster:
     # generation) and answers what it would have stored, but the store commits nothing.
 
     def create(self, resource: str, namespace: str, body: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+        creators = {
+            "pods": self.create_pod,
+            "resourcequotas": self.create_resource_quota,
+            "limitranges": self.create_limit_range,
+            "serviceaccounts": self.create_service_account,
+        }
         with self.store.dry_run(dry_run):
-            if resource == "pods":
-                return self.create_pod(namespace, body)
-            if resource == "resourcequotas":
-                return self.create_resource_quota(namespace, body)
+            if resource in creators:
+                return creators[resource](namespace, body)
             return self.create_namespace(body)
 
     def delete(
@@ -318,62 +296,12 @@ class Cluster:
         candidate: dict[str, Any],
         subresource: str,
     ) -> dict[str, Any]:
-        name = original["metadata"]["name"]
-        wanted_version = candidate.get("metadata", {}).get("resourceVersion")
-        if wanted_version and wanted_version != original["metadata"]["resourceVersion"]:
-            raise conflict(
-                resource,
-                name,
-                "the object has been modified; please apply your changes to the latest version and try again",
-            )
-        updated = copy.deepcopy(candidate)
-        updated["kind"] = KINDS[resource]
-        updated["apiVersion"] = "v1"
-        metadata = updated.setdefault("metadata", {})
-        if not isinstance(metadata, dict):
-            raise bad_request("the object's metadata must be an object")
-        for owned in ("uid", "creationTimestamp", "namespace", "name", "deletionTimestamp", "generation"):
-            if owned in original["metadata"]:
-                metadata[owned] = original["metadata"][owned]
-            else:
-                metadata.pop(owned, None)
-        if "deletionGracePeriodSeconds" in original["metadata"]:  # an update can never remove or change it
-            metadata["deletionGracePeriodSeconds"] = original["metadata"]["deletionGracePeriodSeconds"]
-        if subresource == "status":
-            # The status strategies: the spec stays as it was; metadata may change (labels, annotations).
-            _keep(updated, original, "spec")
-            errors = validate_object_meta(updated, namespaced=resource != "namespaces")
-            if resource == "pods":
-                _keep(metadata, original["metadata"], "ownerReferences")
-                updated["status"] = status = updated.get("status") or {}
-                old_qos = (original.get("status") or {}).get("qosClass")
-                if not status.get("qosClass") and old_qos:
-                    status["qosClass"] = old_qos
-                if status.get("qosClass") != old_qos:
-                    errors.append(FieldError("Invalid", "status.qosClass", status["qosClass"], "field is immutable"))
-        else:
-            # The main resource's strategies: status stays as it was.
-            _keep(updated, original, "status")
-            if resource == "pods":
-                errors = pod_errors(updated)
-                if _spec_without_mutable(updated) != _spec_without_mutable(original):
-                    errors.append(FieldError("Forbidden", "spec", detail=_POD_UPDATE_FORBIDDEN))
-                elif updated.get("spec") != original.get("spec"):
-                    metadata["generation"] = int(original["metadata"].get("generation", 1)) + 1
-            else:
-                if resource == "namespaces":
-                    # The namespace strategy: finalizers change only through /finalize, and the name label stays.
-                    _keep(updated, original, "spec")
-                    metadata["labels"] = {**(metadata.get("labels") or {}), "kubernetes.io/metadata.name": name}
-                errors = validate_object_meta(updated, namespaced=resource != "namespaces")
-        if errors:
-            raise invalid(KINDS[resource], name, errors)
-        canonicalize_quantities(resource, updated)
-        updated["metadata"]["resourceVersion"] = original["metadata"]["resourceVersion"]
+        updated = updated_object(resource, original, candidate, subresource, allow_privileged=self.allow_privileged)
         if updated == original:
             return original  # a no-op write keeps its resourceVersion, as on the real server
+        metadata = updated["metadata"]
         if resource != "namespaces" and _due_for_removal(original, updated):
-            return self.store.remove(resource, metadata.get("namespace", ""), name)
+            return self.store.remove(resource, metadata.get("namespace", ""), metadata["name"])
         return self.store.update(resource, updated)
 
     def list(
@@ -467,24 +395,6 @@ def _due_for_removal(original: dict[str, Any], updated: dict[str, Any]) -> bool:
         and not updated["metadata"].get("finalizers")
         and not before.get("deletionGracePeriodSeconds")
     )
-
-
-def _keep(target: dict[str, Any], source: dict[str, Any], key: str) -> None:
-    """Set ``target[key]`` to a copy of ``source[key]``, or drop it if ``source`` has none."""
-    if key in source:
-        target[key] = copy.deepcopy(source[key])
-    else:
-        target.pop(key, None)
-
-
-def _spec_without_mutable(pod: dict[str, Any]) -> dict[str, Any]:
-    spec = copy.deepcopy(pod.get("spec") or {})
-    for list_name in ("containers", "initContainers"):
-        for container in spec.get(list_name) or []:
-            container.pop("image", None)
-    for mutable in ("activeDeadlineSeconds", "tolerations", "terminationGracePeriodSeconds"):
-        spec.pop(mutable, None)
-    return spec
 
 
 def _timestamp(seconds_from_now: int = 0) -> str:

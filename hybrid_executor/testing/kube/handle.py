@@ -28,6 +28,10 @@ class LocalKubeAPI:
     permissions away from the caller (``system:admin``, who may otherwise do anything), so that
     requests answer 403 and SelfSubjectAccessReviews say no; the inspection methods read the
     server's state as it is, from its own thread, without going through HTTP.
+
+    ``allow_privileged=False`` is a kube-apiserver without ``--allow-privileged``: a privileged
+    container is then invalid (422) in every namespace. By default privileged pods are allowed,
+    and only PodSecurity (a namespace labelled ``pod-security.kubernetes.io/enforce``) refuses them.
     """
 
     def __init__(
@@ -40,6 +44,7 @@ class LocalKubeAPI:
         kubelet: bool | KubeletConfig = False,
         bookmark_interval: float = 5.0,
         fault_seed: int | None = None,
+        allow_privileged: bool = True,
     ) -> None:
         self._own_dir: tempfile.TemporaryDirectory[str] | None = None
         if kubeconfig is None:
@@ -58,6 +63,7 @@ class LocalKubeAPI:
             kubeconfig=self.kubeconfig,
             faults=self.faults,
             authorization=self.authorization,
+            allow_privileged=allow_privileged,
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None

@@ -14,16 +14,11 @@ import socket
 import struct
 import time
 from collections import Counter
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from hybrid_executor.testing.kube.authorization import (
-    AUTHORIZATION_GROUP,
-    AUTHORIZATION_GROUP_INFO,
-    AUTHORIZATION_RESOURCES,
     REVIEW_PATH,
     Authorizer,
     forbidden_error,
@@ -31,97 +26,23 @@ from hybrid_executor.testing.kube.authorization import (
     review_access,
 )
 from hybrid_executor.testing.kube.cluster import Cluster
-from hybrid_executor.testing.kube.errors import ApiError, FieldError, bad_request, invalid, method_not_allowed
+from hybrid_executor.testing.kube.decoding import decode
+from hybrid_executor.testing.kube.discovery import DISCOVERY
+from hybrid_executor.testing.kube.errors import ApiError, bad_request, method_not_allowed
 from hybrid_executor.testing.kube.faults import Decision, FaultInjector
+from hybrid_executor.testing.kube.kinds import KINDS, NAMESPACED
 from hybrid_executor.testing.kube.listing import parse_revision
+from hybrid_executor.testing.kube.logrequests import Budget, log_container, log_line, log_options, not_started_message
 from hybrid_executor.testing.kube.patching import patch_media_type
+from hybrid_executor.testing.kube.routing import Target, dry_run, parse_target, query_flag, verb_of
 from hybrid_executor.testing.kube.selectors import parse_field_selector, parse_label_selector
-from hybrid_executor.testing.kube.validation import KINDS, decode
 
 if TYPE_CHECKING:
     from hybrid_executor.testing.kube.kubelet import Kubelet
-    from hybrid_executor.testing.kube.podlogs import LogBuffer
 
 log = logging.getLogger(__name__)
 
-NAMESPACED = ("pods", "resourcequotas")
-SUBRESOURCES = {"pods": ("status", "log"), "resourcequotas": ("status",), "namespaces": ("status",)}
 _GONE_POLL = 1.0  # seconds: how often an idle stream checks that its client is still there
-SERVER_VERSION = {
-    "major": "1",
-    "minor": "36",
-    # The compatibility-version fields (1.33+): what the server emulates and the oldest it can roll back to.
-    "emulationMajor": "1",
-    "emulationMinor": "36",
-    "minCompatibilityMajor": "1",
-    "minCompatibilityMinor": "35",
-    "gitVersion": "v1.36.0-hybrid-executor-local",
-    "gitCommit": "0000000000000000000000000000000000000000",
-    "gitTreeState": "clean",
-    "buildDate": "2026-01-01T00:00:00Z",
-    "goVersion": "go1.26",
-    "compiler": "gc",
-    "platform": "linux/amd64",
-}
-_WRITE_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
-_STATUS_VERBS = ["get", "patch", "update"]
-CORE_RESOURCES = {
-    "kind": "APIResourceList",
-    "groupVersion": "v1",
-    "resources": [
-        {
-            "name": "namespaces",
-            "singularName": "namespace",
-            "namespaced": False,
-            "kind": "Namespace",
-            "verbs": [verb for verb in _WRITE_VERBS if verb != "deletecollection"],
-            "shortNames": ["ns"],
-        },
-        {
-            "name": "namespaces/status",
-            "singularName": "",
-            "namespaced": False,
-            "kind": "Namespace",
-            "verbs": _STATUS_VERBS,
-        },
-        {
-            "name": "pods",
-            "singularName": "pod",
-            "namespaced": True,
-            "kind": "Pod",
-            "verbs": _WRITE_VERBS,
-            "shortNames": ["po"],
-            "categories": ["all"],
-        },
-        {"name": "pods/log", "singularName": "", "namespaced": True, "kind": "Pod", "verbs": ["get"]},
-        {"name": "pods/status", "singularName": "", "namespaced": True, "kind": "Pod", "verbs": _STATUS_VERBS},
-        {
-            "name": "resourcequotas",
-            "singularName": "resourcequota",
-            "namespaced": True,
-            "kind": "ResourceQuota",
-            "verbs": _WRITE_VERBS,
-            "shortNames": ["quota"],
-        },
-        {
-            "name": "resourcequotas/status",
-            "singularName": "",
-            "namespaced": True,
-            "kind": "ResourceQuota",
-            "verbs": _STATUS_VERBS,
-        },
-    ],
-}
-# What the discovery and version URLs answer (every one of them a non-resource URL for authorization).
-DISCOVERY: dict[str, dict[str, Any]] = {
-    "/version": SERVER_VERSION,
-    "/api": {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []},
-    "/api/v1": CORE_RESOURCES,
-    "/apis": {"kind": "APIGroupList", "apiVersion": "v1", "groups": [AUTHORIZATION_GROUP_INFO]},
-    f"/apis/{AUTHORIZATION_GROUP}": {"kind": "APIGroup", "apiVersion": "v1", **AUTHORIZATION_GROUP_INFO},
-    f"/apis/{AUTHORIZATION_GROUP}/v1": AUTHORIZATION_RESOURCES,
-}
-DRY_RUN_VALUES = ("All",)
 
 
 def _dumps(obj: Any) -> bytes:
@@ -140,76 +61,6 @@ def error_response(error: ApiError) -> web.Response:
 
 def not_found_path() -> ApiError:
     return ApiError(404, "NotFound", "the server could not find the requested resource", {})
-
-
-@dataclass(frozen=True)
-class Target:
-    resource: str
-    namespace: str | None  # None: across all namespaces (or cluster-scoped)
-    name: str | None
-    subresource: str = ""
-
-    @property
-    def label(self) -> str:
-        return f"{self.resource}/{self.subresource}" if self.subresource else self.resource
-
-
-def parse_target(path: str) -> Target | None:
-    parts = [p for p in path.split("/") if p]
-    if parts[:2] != ["api", "v1"]:
-        return None
-    rest = parts[2:]
-    if not rest:
-        return None
-    if rest[0] == "namespaces":
-        if len(rest) == 1:
-            return Target("namespaces", None, None)
-        if len(rest) == 2:
-            return Target("namespaces", None, rest[1])
-        if len(rest) == 3 and rest[2] == "status":
-            return Target("namespaces", None, rest[1], "status")
-        resource = rest[2]
-        if resource not in NAMESPACED or len(rest) > 5:
-            return None
-        name = rest[3] if len(rest) > 3 else None
-        subresource = rest[4] if len(rest) > 4 else ""
-        if subresource and subresource not in SUBRESOURCES[resource]:
-            return None
-        return Target(resource, rest[1], name, subresource)
-    if len(rest) == 1 and rest[0] in NAMESPACED:
-        return Target(rest[0], None, None)
-    return None
-
-
-def query_flag(query: Any, name: str) -> bool:
-    """A boolean query parameter as apimachinery reads it: absent, "0" or "false" (any case) is false.
-
-    Anything else is true, "True" included, which is how the official Python client writes ``True``.
-    """
-    value = query.get(name)
-    return value is not None and value != "0" and value.lower() != "false"
-
-
-def dry_run(values: list[str], options_kind: str) -> bool:
-    """ValidateDryRun on the verb's options (422 naming them, e.g. CreateOptions); true when asked for."""
-    if any(value not in DRY_RUN_VALUES for value in values):
-        error = FieldError("NotSupported", "dryRun", list(values), supported=DRY_RUN_VALUES)
-        raise invalid(options_kind, "", [error], group="meta.k8s.io")
-    return bool(values)
-
-
-def verb_of(method: str, target: Target | None, query: Any) -> str:
-    collection = target is None or target.name is None
-    if method == "GET":
-        if collection and query_flag(query, "watch"):
-            return "watch"
-        return "list" if collection else "get"
-    return {
-        "POST": "create",
-        "PUT": "update",
-        "PATCH": "patch",
-        "DELETE": "deletecollection" if collection else "delete",
-    }.get(method, method.lower())
 
 
 class ApiHttp:
@@ -484,19 +335,19 @@ class ApiHttp:
         assert target.name is not None
         assert target.namespace is not None
         pod = self.store.get("pods", target.namespace, target.name)
-        options = _log_options(request.query, target.name)
-        container = _log_container(pod, request.query.get("container"))
+        options = log_options(request.query, target.name)
+        container = log_container(pod, request.query.get("container"))
         logs = self.kubelet.logs(target.namespace, target.name, container) if self.kubelet else None
         if logs is None or not logs.started:
-            raise bad_request(_not_started_message(pod, container))
+            raise bad_request(not_started_message(pod, container))
         if options.previous:
             # Containers never restart here, so there is never a previous one to show.
             raise bad_request(f'previous terminated container "{container}" in pod "{target.name}" not found')
         indexes = [i for i, moment in enumerate(logs.times) if options.since is None or moment >= options.since]
         if options.tail is not None:
             indexes = indexes[-options.tail :] if options.tail else []
-        budget = _Budget(options.limit_bytes)
-        chunk = budget.take(b"".join(_log_line(logs, i, options.timestamps) for i in indexes))
+        budget = Budget(options.limit_bytes)
+        chunk = budget.take(b"".join(log_line(logs, i, options.timestamps) for i in indexes))
         if not options.follow:
             return web.Response(body=chunk, content_type="text/plain")
         response = web.StreamResponse(status=200, headers={"Content-Type": "text/plain"})
@@ -511,7 +362,7 @@ class ApiHttp:
             while not stop.is_set() and not _client_gone(request) and not budget.spent:
                 if position < len(logs.lines):
                     end = len(logs.lines)
-                    chunk = budget.take(b"".join(_log_line(logs, i, options.timestamps) for i in range(position, end)))
+                    chunk = budget.take(b"".join(log_line(logs, i, options.timestamps) for i in range(position, end)))
                     position = end
                     if chunk:
                         await response.write(chunk)
@@ -525,114 +376,6 @@ class ApiHttp:
             self._streams.discard(stop)
         await _end(response)
         return response
-
-
-@dataclass(frozen=True)
-class _LogOptions:
-    follow: bool
-    previous: bool
-    timestamps: bool
-    tail: int | None
-    limit_bytes: int | None
-    since: datetime | None
-
-
-def _log_options(query: Any, name: str) -> _LogOptions:
-    """PodLogOptions from the query, checked as the API server checks them (400 if unparsable, 422 if invalid)."""
-
-    def integer(key: str) -> int | None:
-        text = query.get(key)
-        if text in (None, ""):
-            return None
-        try:
-            return int(text)
-        except ValueError:
-            raise bad_request(f'strconv.ParseInt: parsing "{text}": invalid syntax') from None
-
-    tail, limit_bytes, since_seconds = integer("tailLines"), integer("limitBytes"), integer("sinceSeconds")
-    since_time = None
-    if query.get("sinceTime"):
-        try:
-            since_time = datetime.fromisoformat(query["sinceTime"].replace("Z", "+00:00"))
-        except ValueError:
-            raise bad_request(f'parsing time "{query["sinceTime"]}" as RFC3339: cannot parse') from None
-    errors = []
-    if tail is not None and tail < 0:
-        errors.append(FieldError("Invalid", "tailLines", tail, "must be greater than or equal to 0"))
-    if limit_bytes is not None and limit_bytes < 1:
-        errors.append(FieldError("Invalid", "limitBytes", limit_bytes, "must be greater than 0"))
-    if since_seconds is not None and since_time is not None:
-        errors.append(
-            FieldError("Forbidden", "", detail="at most one of `sinceTime` or `sinceSeconds` may be specified")
-        )
-    if since_seconds is not None and since_seconds < 1:
-        errors.append(FieldError("Invalid", "sinceSeconds", since_seconds, "must be greater than 0"))
-    if errors:
-        raise invalid("PodLogOptions", name, errors)
-    if since_seconds is not None:
-        since_time = datetime.now(timezone.utc) - timedelta(seconds=since_seconds)
-    return _LogOptions(
-        follow=query_flag(query, "follow"),
-        previous=query_flag(query, "previous"),
-        timestamps=query_flag(query, "timestamps"),
-        tail=tail,
-        limit_bytes=limit_bytes,
-        since=since_time,
-    )
-
-
-def _log_line(logs: LogBuffer, index: int, timestamps: bool) -> bytes:
-    line: bytes = logs.lines[index]
-    if not timestamps:
-        return line
-    return _rfc3339_nano(logs.times[index]).encode() + b" " + line
-
-
-def _rfc3339_nano(moment: datetime) -> str:
-    """Go's time.RFC3339Nano, as the kubelet stamps log lines: fraction without trailing zeros, UTC as Z."""
-    fraction = f"{moment.microsecond:06d}".rstrip("0")
-    return moment.strftime("%Y-%m-%dT%H:%M:%S") + (f".{fraction}" if fraction else "") + "Z"
-
-
-class _Budget:
-    """limitBytes: how much of the log may still be sent."""
-
-    def __init__(self, limit: int | None) -> None:
-        self.left = limit
-
-    @property
-    def spent(self) -> bool:
-        return self.left is not None and self.left <= 0
-
-    def take(self, data: bytes) -> bytes:
-        if self.left is None:
-            return data
-        data = data[: self.left]
-        self.left -= len(data)
-        return data
-
-
-def _log_container(pod: dict[str, Any], requested: str | None) -> str:
-    names: list[str] = [c["name"] for c in pod["spec"].get("containers", [])]
-    name = pod["metadata"]["name"]
-    if requested:
-        if requested not in names + [c["name"] for c in pod["spec"].get("initContainers") or []]:
-            raise bad_request(f"container {requested} is not valid for pod {name}")
-        return requested
-    if len(names) != 1:
-        raise bad_request(f"a container name must be specified for pod {name}, choose one of: [{' '.join(names)}]")
-    return names[0]
-
-
-def _not_started_message(pod: dict[str, Any], container: str) -> str:
-    name = pod["metadata"]["name"]
-    if not pod["spec"].get("nodeName"):
-        return f"pod {name} does not have a host assigned"
-    reason = "ContainerCreating"
-    for status in pod.get("status", {}).get("containerStatuses") or []:
-        if status.get("name") == container:
-            reason = (status.get("state", {}).get("waiting") or {}).get("reason", reason)
-    return f'container "{container}" in pod "{name}" is waiting to start: {reason}'
 
 
 def _client_gone(request: web.Request) -> bool:

@@ -12,10 +12,10 @@ import json
 from typing import Any
 
 from hybrid_executor.testing.kube.errors import ApiError, FieldError, bad_request, expired, invalid
+from hybrid_executor.testing.kube.kinds import LIST_KINDS
 from hybrid_executor.testing.kube.selectors import FieldSelector, LabelSelector
 from hybrid_executor.testing.kube.store import Store
 
-_LIST_KINDS = {"pods": "PodList", "namespaces": "NamespaceList", "resourcequotas": "ResourceQuotaList"}
 _CONTINUE_TOO_OLD = (
     "The provided continue parameter is too old to display a consistent list result. You can start a new "
     "list without the continue parameter, or use the continue token in this response to retrieve the "
@@ -126,7 +126,7 @@ def list_objects(
         item.pop("kind", None)
         item.pop("apiVersion", None)
         items.append(item)
-    return {"kind": _LIST_KINDS[resource], "apiVersion": "v1", "metadata": metadata, "items": items}
+    return {"kind": LIST_KINDS[resource], "apiVersion": "v1", "metadata": metadata, "items": items}
 
 
 def _validate_list_options(resource_version: str | None, match: str | None, continue_token: str) -> None:

@@ -89,13 +89,12 @@ def label_key_errors(key: str) -> list[str]:
     errors = [f"prefix part {e}" for e in (dns1123_subdomain_errors(prefix) if prefix else [])]
     if not name:
         errors.append("name part must be non-empty")
-    else:
-        if len(name) > 63:
-            errors.append("name part " + _max_len(63))
-        if not _QUALIFIED_NAME.fullmatch(name):
-            errors.append(
-                "name part " + _regex_error(_QUALIFIED_NAME_MSG, QUALIFIED_NAME_FMT, "MyName", "my.name", "123-abc")
-            )
+    elif len(name) > 63:
+        errors.append("name part " + _max_len(63))
+    if not _QUALIFIED_NAME.fullmatch(name):  # an empty name breaks the pattern too (IsQualifiedName)
+        errors.append(
+            "name part " + _regex_error(_QUALIFIED_NAME_MSG, QUALIFIED_NAME_FMT, "MyName", "my.name", "123-abc")
+        )
     return errors
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import jsonpatch
 
 from hybrid_executor.testing.kube.errors import ApiError, bad_request, unsupported_media_type
-from hybrid_executor.testing.kube.validation import go_json_syntax_error
+from hybrid_executor.testing.kube.gojson import go_json_syntax_error
 
 MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"

@@ -33,6 +33,14 @@ FIELD_GETTERS: dict[str, dict[str, Callable[[dict[str, Any]], str]]] = {
         "metadata.name": lambda o: o["metadata"].get("name", ""),
         "metadata.namespace": lambda o: o["metadata"].get("namespace", ""),
     },
+    "limitranges": {
+        "metadata.name": lambda o: o["metadata"].get("name", ""),
+        "metadata.namespace": lambda o: o["metadata"].get("namespace", ""),
+    },
+    "serviceaccounts": {
+        "metadata.name": lambda o: o["metadata"].get("name", ""),
+        "metadata.namespace": lambda o: o["metadata"].get("namespace", ""),
+    },
 }
 
 

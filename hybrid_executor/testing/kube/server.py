@@ -32,6 +32,7 @@ class KubeApiServer:
         kubeconfig: Path | None = None,
         faults: FaultInjector | None = None,
         authorization: Authorizer | None = None,
+        allow_privileged: bool = True,
     ) -> None:
         self.host = host
         self.requested_port = port
@@ -43,7 +44,7 @@ class KubeApiServer:
         self.faults = faults or FaultInjector()
         self.authorization = authorization or Authorizer()
         self.store = Store(history)
-        self.cluster = Cluster(self.store)
+        self.cluster = Cluster(self.store, allow_privileged=allow_privileged)
         self.kubelet: Kubelet | None = None
         self.http: ApiHttp | None = None
         self._runner: web.AppRunner | None = None

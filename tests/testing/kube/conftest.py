@@ -3,12 +3,14 @@
 Every test gets its own ``LocalKubeAPI`` (one starts in a few milliseconds), so the store's
 revision counter, its history and its compaction belong to that test alone. ``ns`` is a fresh
 namespace on that server; ``make_kube`` starts another server with other settings (a short
-history, a short bookmark interval).
+history, a short bookmark interval, ``allow_privileged=False``); ``refusal`` calls a client method
+that must fail and answers the Status body.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -17,6 +19,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client
+from kubernetes.client import ApiException
 
 from hybrid_executor.testing.kube import LocalKubeAPI
 
@@ -132,3 +135,17 @@ def make_pod(v1: client.CoreV1Api, ns: str) -> Callable[..., client.V1Pod]:
         return v1.create_namespaced_pod(namespace or ns, pod_manifest(name, **options))
 
     return make
+
+
+@pytest.fixture
+def refusal() -> Callable[..., dict[str, Any]]:
+    """Call an API function that must fail; return the Status body (``code`` checked against the HTTP status)."""
+
+    def refuse(call: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
+        with pytest.raises(ApiException) as excinfo:
+            call(*args, **kwargs)
+        status: dict[str, Any] = json.loads(excinfo.value.body)
+        assert status["code"] == excinfo.value.status
+        return status
+
+    return refuse

@@ -406,6 +406,7 @@ def test_discovery_lists_the_core_resources(kube: Any) -> None:
     resources = client.CoreV1Api(kube.api_client).get_api_resources()
 
     assert [r.name for r in resources.resources] == [
+        "limitranges",
         "namespaces",
         "namespaces/status",
         "pods",
@@ -413,4 +414,5 @@ def test_discovery_lists_the_core_resources(kube: Any) -> None:
         "pods/status",
         "resourcequotas",
         "resourcequotas/status",
+        "serviceaccounts",
     ]

@@ -252,3 +252,19 @@ def test_the_kubeconfig_names_the_server_and_no_credentials(serve: Any) -> None:
     assert document["current-context"] == document["contexts"][0]["name"]
     assert document["users"][0]["user"] == {}
     assert served.stop() == 0
+
+
+def test_allow_privileged_false_makes_a_privileged_container_invalid(serve: Any) -> None:
+    served = serve("--allow-privileged", "false")
+    v1 = served.v1()
+    body = pod("priv", "true")
+    body["spec"]["containers"][0]["securityContext"] = {"privileged": True}
+
+    with pytest.raises(ApiException) as excinfo:
+        v1.create_namespaced_pod(NAMESPACE, body, dry_run="All")
+
+    assert excinfo.value.status == 422
+    assert yaml.safe_load(excinfo.value.body)["message"] == (
+        'Pod "priv" is invalid: spec.containers[0].securityContext.privileged: Forbidden: disallowed by cluster policy'
+    )
+    assert served.stop() == 0

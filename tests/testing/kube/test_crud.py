@@ -65,6 +65,7 @@ def test_create_fills_the_defaults(v1: client.CoreV1Api, ns: str, pod_body: Call
 def test_create_keeps_what_the_client_chose(
     v1: client.CoreV1Api, ns: str, pod_body: Callable[..., dict[str, Any]]
 ) -> None:
+    v1.create_namespaced_service_account(ns, {"metadata": {"name": "robot"}})  # the ServiceAccount admission wants it
     body = pod_body("chosen", restartPolicy="Never", terminationGracePeriodSeconds=5, serviceAccountName="robot")
     body["spec"]["containers"][0]["imagePullPolicy"] = "Never"
 

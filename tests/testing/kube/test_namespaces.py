@@ -134,17 +134,22 @@ def test_create_in_terminating_namespace_is_403(
     }
 
 
-def test_create_with_generate_name_in_terminating_namespace_names_no_pod(
+def test_create_with_generate_name_in_terminating_namespace_names_the_prefix(
     v1: client.CoreV1Api, ns: str, make_pod: Callable[..., client.V1Pod], pod_body: Callable[..., dict[str, Any]]
 ) -> None:
-    # NamespaceLifecycle is a mutating admission: it runs before the name is generated.
+    # NamespaceLifecycle is a mutating admission: it runs before the name is generated, so
+    # admission.NewForbidden names the pod by its generateName.
     _terminating_namespace(v1, ns, make_pod)
 
     with pytest.raises(ApiException) as excinfo:
         v1.create_namespaced_pod(ns, pod_body(generate_name="late-"))
 
     assert excinfo.value.status == 403
-    assert _status(excinfo)["message"].startswith(f"pods is forbidden: unable to create new content in namespace {ns}")
+    status = _status(excinfo)
+    assert status["message"] == (
+        f'pods "late-" is forbidden: unable to create new content in namespace {ns} because it is being terminated'
+    )
+    assert status["details"]["name"] == "late-"
 
 
 def test_terminating_namespace_goes_when_its_last_pod_goes(

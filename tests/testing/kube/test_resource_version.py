@@ -23,9 +23,12 @@ def _status(excinfo: pytest.ExceptionInfo[ApiException]) -> dict[str, Any]:
 def test_a_new_server_has_counted_its_default_namespaces(kube: Any, v1: client.CoreV1Api) -> None:
     listed = v1.list_namespace()
 
-    assert kube.api.resource_version == 4
-    assert listed.metadata.resource_version == "4"
-    assert sorted(int(n.metadata.resource_version) for n in listed.items) == [1, 2, 3, 4]
+    # Each namespace, then its "default" ServiceAccount (the ServiceAccount controller's).
+    assert kube.api.resource_version == 8
+    assert listed.metadata.resource_version == "8"
+    assert sorted(int(n.metadata.resource_version) for n in listed.items) == [1, 3, 5, 7]
+    accounts = v1.list_service_account_for_all_namespaces().items
+    assert sorted(int(a.metadata.resource_version) for a in accounts) == [2, 4, 6, 8]
 
 
 def test_every_change_in_any_resource_raises_the_one_counter(
@@ -39,7 +42,10 @@ def test_every_change_in_any_resource_raises_the_one_counter(
         assert kube.api.resource_version == counter
         assert resource_version == str(counter)
 
-    changed_once(v1.create_namespace({"metadata": {"name": "rv"}}).metadata.resource_version)
+    # A new namespace is one change, and its "default" ServiceAccount (the controller's) another.
+    assert v1.create_namespace({"metadata": {"name": "rv"}}).metadata.resource_version == str(counter + 1)
+    counter += 1
+    changed_once(v1.read_namespaced_service_account("default", "rv").metadata.resource_version)
     changed_once(v1.create_namespaced_pod("rv", pod_body("p")).metadata.resource_version)
     changed_once(v1.patch_namespaced_pod("p", "rv", {"metadata": {"labels": {"a": "b"}}}).metadata.resource_version)
     changed_once(v1.patch_namespaced_pod_status("p", "rv", {"status": {"phase": "Running"}}).metadata.resource_version)
