@@ -67,11 +67,11 @@ class HybridExecutor(BaseExecutor):
         if settings is not None:
             self.settings = settings
             self.parallelism = settings.parallelism
-        self.celery_executor = CeleryExecutor(
-            parallelism=(settings.celery_parallelism if settings else None) or self.parallelism, team_name=team_name
-        )
+        # Each child may use every slot: a cap of one route inside the executor cannot be right (see
+        # _warn_about_route_caps); pools cap a route where the scheduler picks what to queue.
+        self.celery_executor = CeleryExecutor(parallelism=self.parallelism, team_name=team_name)
         self.kubernetes_executor = KubernetesPodExecutor(
-            parallelism=(settings.kubernetes_parallelism if settings else None) or self.parallelism,
+            parallelism=self.parallelism,
             team_name=team_name,
             settings=settings.kubernetes if settings else None,
         )
@@ -164,8 +164,35 @@ class HybridExecutor(BaseExecutor):
     def start(self) -> None:
         if self.settings_error is not None:
             raise self.settings_error
+        self._warn_about_route_caps()
         for child in self._children:
             child.start()
+
+    def _warn_about_route_caps(self) -> None:
+        """Say that a per-route cap is set but not applied, and what caps a route instead.
+
+        The scheduler asks the executor for its free slots as a whole, then queues task instances
+        by priority whatever their route. A route capped inside the executor would keep what the
+        scheduler queued beyond its cap: those tasks wait QUEUED in the database until
+        [scheduler] task_queued_timeout fails them, and meanwhile fill the executor's slots, so the
+        other route gets none. A pool is checked before a task is queued, so it caps one route and
+        the rest of the slots stay the other's.
+        """
+        for option, value in (
+            ("kubernetes_parallelism", self.settings.kubernetes_parallelism),
+            ("celery_parallelism", self.settings.celery_parallelism),
+        ):
+            if value is not None:
+                self.log.warning(
+                    "[hybrid_executor] %s = %s is not applied: a cap inside the executor would hold tasks "
+                    "QUEUED until task_queued_timeout fails them, and starve the other route. Cap the "
+                    "route with an Airflow pool instead: `airflow pools set <name> %s <description>`, "
+                    "and a cluster policy giving the route's tasks that pool (examples/"
+                    "airflow_local_settings.py; the README's 'Capping a route'). Then remove the option.",
+                    option,
+                    value,
+                    value,
+                )
 
     def heartbeat(self) -> None:
         """Give each child its share of the open slots, so one backend's backlog never starves the other."""

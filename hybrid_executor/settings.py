@@ -121,8 +121,10 @@ _OPTIONS = (
         "celery_parallelism",
         "integer",
         None,
-        "The most task instances on Celery at once (at most parallelism). Unset: no cap of its own.",
-        "a whole number from 1 to parallelism, or leave it unset",
+        "Not applied any more (a warning says so when it is set): a cap inside the executor held tasks "
+        "queued until task_queued_timeout failed them, and starved the other route. Cap a route with an "
+        "Airflow pool instead (the README's 'Capping a route').",
+        "leave it unset, and give the route's tasks a pool",
         "24",
         ge=1,
     ),
@@ -130,8 +132,10 @@ _OPTIONS = (
         "kubernetes_parallelism",
         "integer",
         None,
-        "The most task instances in Kubernetes pods at once (at most parallelism). Unset: no cap of its own.",
-        "a whole number from 1 to parallelism, or leave it unset",
+        "Not applied any more (a warning says so when it is set): a cap inside the executor held tasks "
+        "queued until task_queued_timeout failed them, and starved the other route. Cap a route with an "
+        "Airflow pool instead (the README's 'Capping a route').",
+        "leave it unset, and give the route's tasks a pool",
         "24",
         ge=1,
     ),
@@ -352,6 +356,7 @@ class KubernetesSettings:
 @dataclass(frozen=True)
 class HybridSettings:
     parallelism: int
+    # Read only to warn that they are no longer applied (see the options' descriptions).
     celery_parallelism: int | None
     kubernetes_parallelism: int | None
     kubernetes: KubernetesSettings
@@ -503,17 +508,6 @@ def _kubernetes_queues(value: _Value) -> dict[str, QueueProfile]:
     return queues
 
 
-def _cap(value: _Value, parallelism: int, parallelism_from: _Value) -> int | None:
-    cap = _optional_integer(value)
-    if cap is not None and cap > parallelism:
-        source = f"[{parallelism_from.section}] {parallelism_from.option}"
-        raise value.error(
-            f"is more than the executor's parallelism ({parallelism}, from {source})",
-            f"set a whole number from 1 to {parallelism}, or raise [{SECTION}] parallelism",
-        )
-    return cap
-
-
 def _load(conf: ExecutorConfLike) -> HybridSettings:
     _check_unknown_options(conf)
     # Every option read once, here; the rest only checks and converts what was read.
@@ -567,8 +561,8 @@ def _load(conf: ExecutorConfLike) -> HybridSettings:
     )
     return HybridSettings(
         parallelism=parallelism,
-        celery_parallelism=_cap(read["celery_parallelism"], parallelism, read["parallelism"]),
-        kubernetes_parallelism=_cap(read["kubernetes_parallelism"], parallelism, read["parallelism"]),
+        celery_parallelism=_optional_integer(read["celery_parallelism"]),
+        kubernetes_parallelism=_optional_integer(read["kubernetes_parallelism"]),
         kubernetes=kubernetes,
     )
 
