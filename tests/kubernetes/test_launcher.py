@@ -348,8 +348,7 @@ def test_an_exhausted_retry_budget_fails_with_the_last_error(
 
 
 POD_SECURITY_REFUSAL = (
-    'pods "dag-task-1-try-1" is forbidden: violates PodSecurity "restricted:latest": '
-    "host namespaces (hostNetwork=true)"
+    'pods "dag-task-1-try-1" is forbidden: violates PodSecurity "restricted:latest": host namespaces (hostNetwork=true)'
 )
 
 
