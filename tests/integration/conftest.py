@@ -11,33 +11,15 @@ import subprocess
 import textwrap
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from kube_driving import KUBE_ROUTE, Executors, PodHistory
+from kube_driving import KUBE_ROUTE, Executors, PodHistory, QueuedTask
 
 from hybrid_executor.testing.kube import KubeletConfig, LocalKubeAPI
 from hybrid_executor.testing.services import AirflowEnv, airflow_command
 
 _numbers = itertools.count(1)
-
-
-@dataclass
-class QueuedTask:
-    ti: Any  # airflow.models.taskinstance.TaskInstance, detached from its session
-    workload: Any  # airflow.executors.workloads.ExecuteTask
-
-    @property
-    def key(self) -> Any:
-        return self.ti.key
-
-    @property
-    def pod_name(self) -> str:
-        """The name of the pod of this queueing (the pod executor names it from the key and the queueing's id)."""
-        from hybrid_executor.kubernetes.pods import pod_name_for
-
-        return pod_name_for(self.workload.ti.key, self.workload.ti.external_executor_id)
 
 
 @pytest.fixture(scope="session")

@@ -12,10 +12,29 @@ from typing import Any
 
 from hybrid_executor.testing.kube import LocalKubeAPI
 
+
+@dataclass
+class QueuedTask:
+    ti: Any  # airflow.models.taskinstance.TaskInstance, detached from its session
+    workload: Any  # airflow.executors.workloads.ExecuteTask
+
+    @property
+    def key(self) -> Any:
+        return self.ti.key
+
+    @property
+    def pod_name(self) -> str:
+        """The name of the pod of this queueing (the pod executor names it from the key and the queueing's id)."""
+        from hybrid_executor.kubernetes.pods import pod_name_for
+
+        return pod_name_for(self.workload.ti.key, self.workload.ti.external_executor_id)
+
+
 MANY = 20
 
 KUBE_ROUTE = f"""
 from kubernetes.client import models as k8s
+
 
 
 def pod(script, image=None):

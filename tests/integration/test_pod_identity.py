@@ -20,6 +20,7 @@ import pytest
 from kube_driving import (
     Executors,
     PodHistory,
+    QueuedTask,
     heartbeat_until,
     phases,
     pods_path,
@@ -35,8 +36,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("no_faults_left")]
 
 def queued_again(queued: Any) -> Any:
     """The same task try queued once more, as the scheduler queues it: a new external_executor_id."""
-    from conftest import QueuedTask
-
     workload = queued.workload.model_copy(deep=True)
     workload.ti.external_executor_id = str(uuid.uuid4())
     return QueuedTask(queued.ti, workload)

@@ -67,11 +67,18 @@ def test_each_task_goes_to_the_executor_its_queue_names(router: Any, tasks: dict
     assert router.slots_available == 6
 
 
-def test_settings_and_parallelism(router: Any) -> None:
+def test_settings_and_parallelism(router: Any, capsys: pytest.CaptureFixture[str]) -> None:
     assert router.parallelism == 10
-    assert router.kubernetes_executor.parallelism == 4
+    # A per-route cap is not applied (the scheduler cannot be told one): it is warned of, with the fix.
+    assert router.kubernetes_executor.parallelism == 10
     assert router.celery_executor.parallelism == 10
     assert router.settings.kubernetes.namespace_for("kubernetes-gpu") == "gpu"
+    capsys.readouterr()
+    router._warn_about_route_caps()
+    [warning] = [line for line in capsys.readouterr().out.splitlines() if "is not applied" in line]
+    assert "[hybrid_executor] kubernetes_parallelism = 4 is not applied" in warning
+    assert "airflow pools set <name> 4" in warning
+    assert "examples/airflow_local_settings.py" in warning
 
 
 def test_job_id_and_callback_sink_reach_both_children(router: Any) -> None:
