@@ -263,6 +263,7 @@ class _Workloads:
                 pool_slots=1,
                 priority_weight=1,
                 executor_config={},
+                external_executor_id=str(uuid.uuid4()),  # what the scheduler draws for each queueing
             )
             made.append(
                 ExecuteTask(
@@ -273,7 +274,7 @@ class _Workloads:
                     bundle_info=BundleInfo(name="dags-folder"),
                 )
             )
-            self.keys_by_pod[pod_name_for(ti.key)] = ti.key
+            self.keys_by_pod[pod_name_for(ti.key, ti.external_executor_id)] = ti.key
         return made
 
 

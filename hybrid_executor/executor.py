@@ -8,6 +8,7 @@ goes to the executor that owns it, so neither ever cleans up or adopts the other
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,8 @@ from hybrid_executor.kubernetes.executor import KubernetesPodExecutor
 from hybrid_executor.routing import Route, route_for_queue
 from hybrid_executor.settings import HybridSettings, SettingsError, load_kubernetes_queues, load_settings
 from hybrid_executor.slots import fair_shares
+
+log = logging.getLogger(__name__)  # std logging, as the launcher's: what Airflow's handlers and caplog see
 
 if TYPE_CHECKING:
     from airflow.callbacks.callback_requests import CallbackRequest
@@ -183,7 +186,7 @@ class HybridExecutor(BaseExecutor):
             ("celery_parallelism", self.settings.celery_parallelism),
         ):
             if value is not None:
-                self.log.warning(
+                log.warning(
                     "[hybrid_executor] %s = %s is not applied: a cap inside the executor would hold tasks "
                     "QUEUED until task_queued_timeout fails them, and starve the other route. Cap the "
                     "route with an Airflow pool instead: `airflow pools set <name> %s <description>`, "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -67,15 +68,15 @@ def test_each_task_goes_to_the_executor_its_queue_names(router: Any, tasks: dict
     assert router.slots_available == 6
 
 
-def test_settings_and_parallelism(router: Any, capsys: pytest.CaptureFixture[str]) -> None:
+def test_settings_and_parallelism(router: Any, caplog: pytest.LogCaptureFixture) -> None:
     assert router.parallelism == 10
     # A per-route cap is not applied (the scheduler cannot be told one): it is warned of, with the fix.
     assert router.kubernetes_executor.parallelism == 10
     assert router.celery_executor.parallelism == 10
     assert router.settings.kubernetes.namespace_for("kubernetes-gpu") == "gpu"
-    capsys.readouterr()
+    caplog.set_level(logging.WARNING, logger="hybrid_executor")
     router._warn_about_route_caps()
-    [warning] = [line for line in capsys.readouterr().out.splitlines() if "is not applied" in line]
+    [warning] = [r.getMessage() for r in caplog.records if "is not applied" in r.getMessage()]
     assert "[hybrid_executor] kubernetes_parallelism = 4 is not applied" in warning
     assert "airflow pools set <name> 4" in warning
     assert "examples/airflow_local_settings.py" in warning
