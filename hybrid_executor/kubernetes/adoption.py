@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hybrid_executor.kubernetes.errors import KubeApiError
-from hybrid_executor.kubernetes.pods import (
+from hybrid_executor.kubernetes.identity import (
     queueing_of_pod,
     scheduler_job_labels,
     selector_for_scheduler,

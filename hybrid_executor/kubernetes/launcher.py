@@ -43,10 +43,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
-from tenacity.wait import wait_base
 
 from hybrid_executor.kubernetes.api import KubeApi
 from hybrid_executor.kubernetes.errors import ApiErrorKind, KubeApiError, RefusalKind, classify
+from hybrid_executor.kubernetes.pacing import RateLimiter, wait_retry_after
 from hybrid_executor.kubernetes.pods import PodBuildError
 
 if TYPE_CHECKING:
@@ -103,59 +103,6 @@ class LaunchResult:
     gave_up: bool = False  # retryable errors until the budget ran out: an attempt may have been stored
 
 
-class RateLimiter:
-    """A token bucket (``qps`` per second, up to ``burst`` at once) shared by threads, plus a pause.
-
-    :meth:`reserve` hands out send times in order (GCRA: no thread starves, none is woken for
-    nothing); :meth:`pause_until` holds every sender until a moment (a 429's Retry-After), after
-    which sending resumes at ``qps`` without a burst. ``qps <= 0`` means no rate limit (the pause
-    still holds).
-    """
-
-    def __init__(self, qps: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
-        self._interval = 1.0 / qps if qps > 0 else 0.0
-        self._tolerance = (max(1, burst) - 1) * self._interval
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._next = clock()  # the theoretical time of the next send at the steady rate
-        self._not_before = float("-inf")
-
-    @property
-    def paused_until(self) -> float:
-        with self._lock:
-            return self._not_before
-
-    def pause_until(self, moment: float) -> None:
-        """Nobody sends before ``moment``; after it, one send per interval (no burst)."""
-        with self._lock:
-            if moment <= self._not_before:
-                return
-            self._not_before = moment
-            self._next = max(self._next, moment + self._tolerance)
-
-    def reserve(self) -> float:
-        """Take the next turn: the clock time at which the caller may send."""
-        with self._lock:
-            now = self._clock()
-            turn = max(now, self._next - self._tolerance, self._not_before)
-            self._next = max(self._next, turn) + self._interval
-            return turn
-
-    def acquire(self, wait: Callable[[float], bool]) -> bool:
-        """Wait for a turn with ``wait(seconds)`` (True when interrupted); False if interrupted.
-
-        A turn taken before a pause began and falling inside it is given up for a new one after it.
-        """
-        while True:
-            turn = self.reserve()
-            while (delay := turn - self._clock()) > 0:
-                if wait(delay):
-                    return False
-            with self._lock:
-                if turn >= self._not_before:
-                    return True
-
-
 class _Interrupted(Exception):
     """The key was cancelled, or the launcher is stopping: stop waiting, send nothing more."""
 
@@ -208,22 +155,6 @@ class _Job:
     attempts: int = 0
     pod: V1Pod | None = None  # once built
     uid: str | None = None  # of the pod the last attempt created
-
-
-class wait_retry_after(wait_base):
-    """The larger of ``backoff`` and the Retry-After the failed attempt's error asked for."""
-
-    def __init__(self, backoff: wait_base) -> None:
-        self.backoff = backoff
-
-    def __call__(self, retry_state: RetryCallState) -> float:
-        wait = self.backoff(retry_state)
-        outcome = retry_state.outcome
-        if outcome is not None and outcome.failed:
-            error = outcome.exception()
-            if isinstance(error, KubeApiError) and error.retry_after is not None:
-                wait = max(wait, error.retry_after)
-        return wait
 
 
 def _is_retryable(error: BaseException) -> bool:

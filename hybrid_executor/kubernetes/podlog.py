@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 from hybrid_executor.kubernetes.errors import KubeApiError, redact
-from hybrid_executor.kubernetes.pods import (
+from hybrid_executor.kubernetes.identity import (
     WORKER_CONTAINER,
     pod_selector_for_try,
     queueing_of_pod,

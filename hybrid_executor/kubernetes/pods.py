@@ -7,10 +7,10 @@ the image) and the task's ``executor_config["pod_override"]``, then runs ``pod_m
 from ``airflow_local_settings``. A task's ``executor_config["pod_template_file"]`` replaces the
 queue's (or the global) template, as it does in the stock executor.
 
-On top of that merge, this module owns the pod's identity, which the rest of the executor relies
-on: a name derived from the task key *and the queueing* (see :func:`pod_name_for`), the labels our
-watcher and adoption select on, and annotations holding the exact key and the queueing's id. They
-are applied after the mutation hook, so neither a pod_override nor the hook can break them.
+On top of that merge, the pod gets its identity (:mod:`hybrid_executor.kubernetes.identity`, whose
+names are re-exported here): a name derived from the task key *and the queueing*, the labels our
+watcher and adoption select on, and annotations holding the exact key and the queueing's id. It is
+applied after the mutation hook, so neither a pod_override nor the hook can break it.
 
 Pure: no I/O except reading a pod template file. A pod that cannot be built raises
 :class:`PodBuildError`, whose message is meant for the task's event log and never carries the
@@ -21,13 +21,10 @@ workload's token (the workload JSON in the pod's args does; log pods with
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import os
 import re
 import traceback
-import unicodedata
-from base64 import b32encode
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -37,12 +34,29 @@ from airflow.models.taskinstancekey import TaskInstanceKey
 from airflow.providers.cncf.kubernetes.exceptions import PodMutationHookException, PodReconciliationError
 from airflow.providers.cncf.kubernetes.pod_generator import (
     PodGenerator,
-    make_safe_label_value,
     workload_to_command_args,
 )
 from airflow.utils import yaml as airflow_yaml
 from kubernetes.client import Configuration
 from kubernetes.client import models as k8s
+
+from hybrid_executor.kubernetes.identity import (
+    ANNOTATION_EXTERNAL_EXECUTOR_ID,
+    ANNOTATION_TASK_INSTANCE_ID,
+    LABEL_MANAGED_BY,
+    LABEL_SCHEDULER_JOB,
+    MANAGED_BY,
+    WORKER_CONTAINER,
+    field_of,
+    identity_annotations,
+    identity_labels,
+    pod_name_for,
+    pod_selector_for_try,
+    queueing_of_pod,
+    scheduler_job_labels,
+    selector_for_scheduler,
+    task_key_from_pod,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -74,31 +88,6 @@ __all__ = [
     "task_key_from_pod",
 ]
 
-LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
-MANAGED_BY = "hybrid-executor"
-# The scheduler job that owns a pod; adoption relabels it. Not the stock "airflow-worker" label:
-# a stock KubernetesExecutor configured beside ours in the same scheduler (Airflow 3's multiple
-# executors share one job id) watches "airflow-worker=<job id>" alone, and would report on and
-# delete our pods. PodGenerator's "airflow-worker" label is removed for the same reason.
-LABEL_SCHEDULER_JOB = "hybrid-executor/scheduler-job"
-_STOCK_SCHEDULER_JOB_LABEL = "airflow-worker"
-# The stock executor's annotation for the task instance's UUID (one per try on Airflow 3).
-ANNOTATION_TASK_INSTANCE_ID = "task_instance_id"
-# The queueing a pod was made for: the task instance's external_executor_id, which the scheduler
-# draws anew (a UUID) each time it queues the task, and stores with the QUEUED state. A task that
-# defers, a reschedule-mode sensor's next poke and a requeue come back with the same try number
-# but a new id: each gets a pod of its own, and a pod reports only for the queueing it was made for.
-ANNOTATION_EXTERNAL_EXECUTOR_ID = "hybrid-executor/external-executor-id"
-# The worker container's name in the stock executor, its templates and its log reading.
-WORKER_CONTAINER = "base"
-# The label PodGenerator puts on every pod, and that the stock executor's adoption selects on.
-_STOCK_EXECUTOR_LABEL = "kubernetes_executor"
-
-
-_NAME_MAX = 63
-_HASH_LEN = 16  # base32 characters: 80 bits of the key's SHA-256
-_PREFIX_MAX = _NAME_MAX - _HASH_LEN - 1
-_NOT_DNS = re.compile(r"[^a-z0-9]+")
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 _MASK = "***"
 _SUMMARY_MAX = 500
@@ -195,179 +184,36 @@ def _redact_arg(arg: str) -> str:
     return redact_token(arg)
 
 
-def _field(obj: Any, attribute: str, json_key: str | None = None) -> Any:
-    """``obj.attribute`` of a model, or ``obj[json_key]`` of the API's JSON."""
-    if obj is None:
-        return None
-    if isinstance(obj, Mapping):
-        return obj.get(json_key or attribute)
-    return getattr(obj, attribute, None)
-
-
 def redacted_pod_summary(pod: k8s.V1Pod | Mapping[str, Any]) -> dict[str, Any]:
     """A loggable summary of a pod (model or raw JSON): identity, images, commands; token masked.
 
     Environment variables are listed by name only: templates may carry secrets in values.
     """
-    metadata = _field(pod, "metadata")
-    spec = _field(pod, "spec")
+    metadata = field_of(pod, "metadata")
+    spec = field_of(pod, "spec")
 
     def containers(attribute: str, json_key: str) -> list[dict[str, Any]]:
         summary = []
-        for container in _field(spec, attribute, json_key) or []:
+        for container in field_of(spec, attribute, json_key) or []:
             summary.append(
                 {
-                    "name": _field(container, "name"),
-                    "image": _field(container, "image"),
-                    "command": [_redact_arg(str(a)) for a in _field(container, "command") or []],
-                    "args": [_redact_arg(str(a)) for a in _field(container, "args") or []],
-                    "env": [_field(e, "name") for e in _field(container, "env") or []],
+                    "name": field_of(container, "name"),
+                    "image": field_of(container, "image"),
+                    "command": [_redact_arg(str(a)) for a in field_of(container, "command") or []],
+                    "args": [_redact_arg(str(a)) for a in field_of(container, "args") or []],
+                    "env": [field_of(e, "name") for e in field_of(container, "env") or []],
                 }
             )
         return summary
 
     return {
-        "name": _field(metadata, "name"),
-        "namespace": _field(metadata, "namespace"),
-        "labels": dict(_field(metadata, "labels") or {}),
-        "annotations": {k: redact_token(str(v)) for k, v in (_field(metadata, "annotations") or {}).items()},
+        "name": field_of(metadata, "name"),
+        "namespace": field_of(metadata, "namespace"),
+        "labels": dict(field_of(metadata, "labels") or {}),
+        "annotations": {k: redact_token(str(v)) for k, v in (field_of(metadata, "annotations") or {}).items()},
         "init_containers": containers("init_containers", "initContainers"),
         "containers": containers("containers", "containers"),
     }
-
-
-# --- names, labels, selectors ----------------------------------------------------------------
-
-
-def _dns_part(text: str) -> str:
-    """Lower-case ASCII letters, digits and single dashes; accents dropped (é -> e)."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    ascii_ish = "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
-    return _NOT_DNS.sub("-", ascii_ish).strip("-")
-
-
-def _readable_prefix(dag_id: str, task_id: str) -> str:
-    dag, task = _dns_part(dag_id), _dns_part(task_id)
-    if not dag or not task:
-        return (dag or task)[:_PREFIX_MAX].strip("-")
-    room = _PREFIX_MAX - 1  # one dash between them
-    if len(dag) + len(task) > room:
-        # Share the room: a long dag_id must not push the task_id out of the name.
-        half = room // 2
-        if len(dag) <= half:
-            task = task[: room - len(dag)]
-        elif len(task) <= room - half:
-            dag = dag[: room - len(task)]
-        else:
-            dag, task = dag[:half], task[: room - half]
-    return "-".join(p for p in (dag.strip("-"), task.strip("-")) if p)
-
-
-def _identity_hash(key: TaskInstanceKey, queueing: str) -> str:
-    # JSON of the key's five fields and the queueing: unambiguous for any strings (ASCII-escaped,
-    # so even lone surrogates encode), stable across processes and Python versions.
-    fields = [key.dag_id, key.task_id, key.run_id, int(key.try_number), int(key.map_index)]
-    canonical = json.dumps([*fields, queueing] if queueing else fields)
-    digest = hashlib.sha256(canonical.encode("ascii")).digest()
-    return b32encode(digest).decode("ascii").lower()[:_HASH_LEN]
-
-
-def pod_name_for(key: TaskInstanceKey, queueing: str | None) -> str:
-    """The pod name of one queueing of a task try: ``<dag>-<task>-<hash of the key and the queueing>``.
-
-    ``queueing`` is the task instance's ``external_executor_id`` for this queueing (a UUID the
-    scheduler draws each time it queues the task). The name is deterministic within a queueing,
-    so a create retried after its answer was lost answers 409 AlreadyExists for the pod the lost
-    attempt stored; it differs for every queueing of the same try (a deferred task's resumption,
-    each poke of a reschedule-mode sensor, a requeue), for every key (run, try and map index
-    included), and between two Airflow deployments sharing a namespace (their UUIDs differ). A
-    DNS-1123 label of at most 63 characters for any ids; the prefix is only for people.
-    """
-    prefix = _readable_prefix(key.dag_id, key.task_id)
-    digest = _identity_hash(key, queueing or "")
-    return f"{prefix}-{digest}" if prefix else digest
-
-
-def _label_value(value: object) -> str:
-    # The provider's own rule, so our labels equal the stock executor's; but for a value with no
-    # alphanumeric character (a run_id such as "+:" is legal) it returns "-<hash>", which the API
-    # refuses: a label value must start with an alphanumeric character.
-    return make_safe_label_value(str(value)).lstrip("-_.")
-
-
-def scheduler_job_labels(job_id: str) -> dict[str, str]:
-    """The labels that name the scheduler job owning a pod (to set them on adoption)."""
-    return {LABEL_SCHEDULER_JOB: _label_value(job_id)}
-
-
-def selector_for_scheduler(job_id: str | None = None, exclude_job_id: str | None = None) -> str:
-    """Label selector for our pods: all of them, one scheduler job's, or all but one job's."""
-    requirements = [f"{LABEL_MANAGED_BY}={MANAGED_BY}"]
-    if job_id is not None:
-        requirements.append(f"{LABEL_SCHEDULER_JOB}={_label_value(job_id)}")
-    if exclude_job_id is not None:
-        requirements.append(f"{LABEL_SCHEDULER_JOB}!={_label_value(exclude_job_id)}")
-    return ",".join(requirements)
-
-
-def pod_selector_for_try(key: TaskInstanceKey) -> str:
-    """Label selector for our pods of one task try, of any queueing and any scheduler.
-
-    Labels hold sanitised values (long ids are truncated and hashed): filter the pods it selects
-    with :func:`task_key_from_pod`, which reads the exact key from the annotations.
-    """
-    labels = {k: v for k, v in _identity_labels(key, "").items() if k != LABEL_SCHEDULER_JOB}
-    return ",".join(f"{name}={value}" for name, value in labels.items())
-
-
-def _identity_labels(key: TaskInstanceKey, scheduler_job_id: str) -> dict[str, str]:
-    labels = {
-        "dag_id": _label_value(key.dag_id),
-        "task_id": _label_value(key.task_id),
-        "run_id": _label_value(key.run_id),
-        "try_number": _label_value(key.try_number),
-        LABEL_MANAGED_BY: MANAGED_BY,
-        **scheduler_job_labels(scheduler_job_id),
-    }
-    if key.map_index >= 0:  # "-1" is not a valid label value; the stock executor omits it too
-        labels["map_index"] = _label_value(key.map_index)
-    return labels
-
-
-def _identity_annotations(key: TaskInstanceKey, queueing: str) -> dict[str, str]:
-    return {
-        "dag_id": key.dag_id,
-        "task_id": key.task_id,
-        "run_id": key.run_id,
-        "try_number": str(key.try_number),
-        "map_index": str(key.map_index),
-        ANNOTATION_EXTERNAL_EXECUTOR_ID: queueing,
-    }
-
-
-def task_key_from_pod(pod: k8s.V1Pod | Mapping[str, Any]) -> TaskInstanceKey | None:
-    """The task key in a pod's annotations; None for a pod that is not ours or lacks them."""
-    metadata = _field(pod, "metadata")
-    labels = _field(metadata, "labels") or {}
-    annotations = _field(metadata, "annotations") or {}
-    if labels.get(LABEL_MANAGED_BY) != MANAGED_BY:
-        return None
-    try:
-        return TaskInstanceKey(
-            dag_id=str(annotations["dag_id"]),
-            task_id=str(annotations["task_id"]),
-            run_id=str(annotations["run_id"]),
-            try_number=int(annotations["try_number"]),
-            map_index=int(annotations.get("map_index", -1)),
-        )
-    except (KeyError, TypeError, ValueError):
-        return None
-
-
-def queueing_of_pod(pod: k8s.V1Pod | Mapping[str, Any]) -> str:
-    """The queueing (``external_executor_id``) a pod was made for; "" for a pod made before pods carried one."""
-    annotations = _field(_field(pod, "metadata"), "annotations") or {}
-    return str(annotations.get(ANNOTATION_EXTERNAL_EXECUTOR_ID) or "")
 
 
 # --- templates and building ------------------------------------------------------------------
@@ -551,21 +397,8 @@ def _apply_identity(pod: k8s.V1Pod, key: TaskInstanceKey, name: str, queueing: s
     metadata.name = name  # one pod per queueing: no override or hook may rename it
     metadata.generate_name = None
     metadata.namespace = metadata.namespace or context.namespace
-    labels = dict(metadata.labels or {})
-    # PodGenerator labels every pod kubernetes_executor=True, and a stock KubernetesExecutor
-    # adopts pods by that label: try_adopt_task_instances lists
-    # "kubernetes_executor=True,airflow-worker=<dead job>" and _adopt_completed_pods lists
-    # "kubernetes_executor=True,airflow-worker!=<its job>", then relabels what they find as its
-    # own (and deletes them). Without the label, a stock executor of another scheduler sharing
-    # the namespace never takes our pods over.
-    labels.pop(_STOCK_EXECUTOR_LABEL, None)
-    labels.pop(_STOCK_SCHEDULER_JOB_LABEL, None)
-    labels.pop("map_index", None)  # set again below when the task is mapped
-    labels.update(_identity_labels(key, context.scheduler_job_id))
-    metadata.labels = labels
-    annotations = dict(metadata.annotations or {})
-    annotations.update(_identity_annotations(key, queueing))
-    metadata.annotations = annotations
+    metadata.labels = identity_labels(metadata.labels, key, context.scheduler_job_id)
+    metadata.annotations = identity_annotations(metadata.annotations, key, queueing)
 
 
 def _check_buildable(pod: k8s.V1Pod, key: TaskInstanceKey, context: PodContext) -> None:
