@@ -36,16 +36,23 @@ class PodsSeen:
         from kubernetes import watch
 
         self.annotations: dict[str, dict[str, str]] = {}
+        self.error: BaseException | None = None
+        self._stopped = False
         self._watch = watch.Watch()
         self._thread = threading.Thread(target=self._run, args=(core, namespace), daemon=True)
         self._thread.start()
 
     def _run(self, core: Any, namespace: str) -> None:
-        for event in self._watch.stream(core.list_namespaced_pod, namespace, timeout_seconds=600):
-            pod = event["object"]
-            self.annotations.setdefault(pod.metadata.name, dict(pod.metadata.annotations or {}))
+        try:
+            for event in self._watch.stream(core.list_namespaced_pod, namespace, timeout_seconds=600):
+                pod = event["object"]
+                self.annotations.setdefault(pod.metadata.name, dict(pod.metadata.annotations or {}))
+        except Exception as error:  # the stack stopping ends the stream; before that, it is a failure
+            if not self._stopped:
+                self.error = error
 
     def by_task(self, run_id: str) -> dict[str, list[dict[str, str]]]:
+        assert self.error is None, f"the test's watch broke: {self.error!r}"
         tasks: dict[str, list[dict[str, str]]] = defaultdict(list)
         for seen in list(self.annotations.values()):
             if seen.get("run_id") == run_id:
@@ -53,6 +60,7 @@ class PodsSeen:
         return tasks
 
     def stop(self) -> None:
+        self._stopped = True
         self._watch.stop()
 
 
