@@ -365,9 +365,11 @@ def test_under_random_faults_every_task_try_gets_exactly_one_pod(
 ) -> None:
     from airflow.utils.state import TaskInstanceState
 
-    executor = executors.start(pod_creation_retry_timeout="30", pod_creation_concurrency="4")
+    # Deleted once done, so a create retried after its lost answer could otherwise make a second pod.
+    executor = executors.start(pod_creation_retry_timeout="30", pod_creation_concurrency="4", delete_worker_pods="True")
     tasks = queue_run(kube_route, executor, [f"many_{number}" for number in range(MANY)])
     path = pods_path(namespace)
+    lost = kube_api.faults.add("create", "pods", path, reset_after_apply=True, probability=0.3, times=6)
     errors = kube_api.faults.add("create", "pods", path, status=500, probability=0.3, times=12)
     resets = kube_api.faults.add("create", "pods", path, reset=True, probability=0.1, times=4)
     kube_api.faults.add("watch", "pods", path, watch_close_after_events=3, reset=True, probability=0.5, times=8)
@@ -380,8 +382,13 @@ def test_under_random_faults_every_task_try_gets_exactly_one_pod(
     assert {key: final.state for key, final in events.items()} == dict.fromkeys(events, TaskInstanceState.SUCCESS)
     assert len(events) == MANY
     assert errors.hits + resets.hits > 0
+    assert lost.hits > 0
+    for _ in range(20):  # later retries, if any were still to come, would come now
+        executor.heartbeat()
+        time.sleep(0.1)
     assert_one_pod_each(pod_history, tasks)
     assert not executor.running
+    heartbeat_until(executor, lambda: phases(kube_api, namespace) == {}, what="every pod deleted")
 
 
 # --- 6. pods that cannot start -----------------------------------------------------------------------
