@@ -33,6 +33,7 @@ pytest: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/kube_api_creates.py
 	$(BIN)/python benchmarks/executor_kubernetes.py
+	$(BIN)/python benchmarks/pod_deletes.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
