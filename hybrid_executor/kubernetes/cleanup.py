@@ -120,9 +120,7 @@ class PodDeleter:
             if uid is not None and error.code == 409:
                 return  # the name now belongs to another pod: the one asked for is gone
             attempts = retrying.statistics.get("attempt_number", 1)
-            log.warning(
-                "Could not delete worker pod %s/%s (%d attempts): %s", namespace, name, attempts, error
-            )
+            log.warning("Could not delete worker pod %s/%s (%d attempts): %s", namespace, name, attempts, error)
 
     def _sleep(self, seconds: float) -> None:
         if self._stopping.wait(seconds):

@@ -15,11 +15,9 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from airflow.executors.base_executor import PARALLELISM, BaseExecutor
-from airflow.models.taskinstancekey import TaskInstanceKey
 from airflow.utils.state import TaskInstanceState
 
 from hybrid_executor.kubernetes.adoption import adopt_pods
@@ -37,6 +35,7 @@ from hybrid_executor.kubernetes.pods import (
     task_key_from_pod,
 )
 from hybrid_executor.kubernetes.podstate import PodOutcome, outcome_of
+from hybrid_executor.kubernetes.tracking import PodTable, TrackedPod
 from hybrid_executor.kubernetes.watcher import PodEvent, PodWatcher
 
 if TYPE_CHECKING:
@@ -45,32 +44,6 @@ if TYPE_CHECKING:
     from kubernetes.client import V1Pod
 
     from hybrid_executor.settings import KubernetesSettings
-
-
-@dataclass(eq=False)
-class _Pod:
-    """What this executor knows of the pod of one queueing of a task.
-
-    ``current``: the newest queueing of its key, the only one whose outcome is reported. An older
-    queueing (the task came back with the same try: a deferral, a reschedule poke, a requeue) is
-    still followed, so that its pod is deleted by policy when it ends, but it reports nothing.
-    ``uid``: the first uid seen for the name (watch or create answer); a pod of the same name with
-    another uid is a second pod, made by a create that was retried after the first was deleted.
-    ``launching``: the launcher has not answered yet; the entry is kept until it has, so that a pod
-    it creates after the outcome is known (and deleted).
-    """
-
-    key: TaskInstanceKey
-    namespace: str
-    name: str
-    queueing: str
-    uid: str | None = None
-    current: bool = True
-    launching: bool = False
-    revoked: bool = False
-    finished: bool = False
-    pending_since: float | None = None
-    pending_reason: str = ""
 
 
 class KubernetesPodExecutor(BaseExecutor):
@@ -95,8 +68,9 @@ class KubernetesPodExecutor(BaseExecutor):
         self._deleter: PodDeleter | None = None
         self._watchers: dict[str, PodWatcher] = {}
         self._events: queue.SimpleQueue[PodEvent] = queue.SimpleQueue()
-        self._pods: dict[str, _Pod] = {}  # by pod name: unique to a queueing, whatever the namespace
-        self._current: dict[TaskInstanceKey, _Pod] = {}
+        self._table = PodTable()
+        self._pods = self._table.by_name  # by pod name: unique to a queueing, whatever the namespace
+        self._current = self._table.current
         self._pending_deadlines: list[tuple[float, str]] = []
         self._templates: dict[str, V1Pod] = {}
         self._templates_lock = threading.Lock()  # launcher threads build pods concurrently
@@ -177,7 +151,7 @@ class KubernetesPodExecutor(BaseExecutor):
                 # The scheduler handed over the very same queueing twice (the same external_executor_id):
                 # its pod is already on its way.
                 continue
-            pod = self._follow(_Pod(key, namespace, name, queueing, launching=True))
+            pod = self._table.follow(TrackedPod(key, namespace, name, queueing, launching=True))
             self._launcher.submit(
                 LaunchRequest(key, functools.partial(self._build_pod, workload), pod_name=name, namespace=namespace)
             )
@@ -212,17 +186,6 @@ class KubernetesPodExecutor(BaseExecutor):
                 self._templates[path] = base_pod_template(path)
             return self._templates[path]
 
-    def _follow(self, pod: _Pod) -> _Pod:
-        """Track ``pod`` as its key's current queueing; an older queueing is kept but reports nothing."""
-        older = self._current.get(pod.key)
-        if older is not None and older is not pod:
-            older.current = False
-            if older.finished and not older.launching:
-                self._forget(older)
-        self._pods[pod.name] = pod
-        self._current[pod.key] = pod
-        return pod
-
     # --- syncing --------------------------------------------------------------------------
 
     def sync(self) -> None:
@@ -250,9 +213,9 @@ class KubernetesPodExecutor(BaseExecutor):
         elif not result.cancelled:
             self._on_launch_failed(pod, result)
         if pod.revoked or pod.finished:
-            self._forget(pod)  # the launch is over and so is the queueing
+            self._table.forget(pod)  # the launch is over and so is the queueing
 
-    def _on_created(self, pod: _Pod, result: LaunchResult) -> None:
+    def _on_created(self, pod: TrackedPod, result: LaunchResult) -> None:
         stray = result.uid is not None and (
             pod.revoked  # created while it was being revoked: the task must not run after all
             or (pod.uid is not None and result.uid != pod.uid)  # a second pod: the first was deleted meanwhile
@@ -272,22 +235,23 @@ class KubernetesPodExecutor(BaseExecutor):
         elif pod.uid is None and result.uid is not None:
             pod.uid = result.uid
 
-    def _on_launch_failed(self, pod: _Pod, result: LaunchResult) -> None:
+    def _on_launch_failed(self, pod: TrackedPod, result: LaunchResult) -> None:
         if pod.uid is not None:
             return  # every answer was lost, yet the watch shows the pod: it runs, and is followed
         if result.gave_up:
             # A create whose answer was lost may have been stored all the same: no such pod may run
             # once its task has been failed. (404 is fine: nothing was stored.)
             self._delete_pod(pod.namespace, pod.name)
-        if pod.current and not pod.finished and not pod.revoked:
+        report = pod.current and not pod.finished and not pod.revoked
+        pod.finished = True  # before the report: change_state tells the scheduler's own calls by it
+        if report:
             event = (
                 "pod could not be built"
                 if (result.error or "").startswith("pod could not be built")
                 else ("pod creation failed")
             )
             self._fail_task(pod, event, result.error or "unknown error")
-        pod.finished = True
-        self._forget(pod)
+        self._table.forget(pod)
 
     def _on_pod_event(self, event: PodEvent) -> None:
         metadata = event.pod.get("metadata") or {}
@@ -322,7 +286,7 @@ class KubernetesPodExecutor(BaseExecutor):
         elif outcome.state in ("success", "failed"):
             self._finish(pod, outcome)
 
-    def _note_pending(self, pod: _Pod, outcome: PodOutcome) -> None:
+    def _note_pending(self, pod: TrackedPod, outcome: PodOutcome) -> None:
         if outcome.fatal:
             self._finish(pod, outcome, still_pending=True)
             return
@@ -348,7 +312,7 @@ class KubernetesPodExecutor(BaseExecutor):
             )
             self._finish(pod, PodOutcome("failed", message, fatal=True), still_pending=True)
 
-    def _finish(self, pod: _Pod, outcome: PodOutcome, *, still_pending: bool = False) -> None:
+    def _finish(self, pod: TrackedPod, outcome: PodOutcome, *, still_pending: bool = False) -> None:
         """Report the task's end (for its current queueing only) and delete the pod by policy.
 
         A pod given up on while still Pending (the pending timeout, a reason that cannot resolve) is
@@ -369,24 +333,39 @@ class KubernetesPodExecutor(BaseExecutor):
         if pod.launching and self._launcher is not None:
             self._launcher.cancel(pod.name)  # kept until the launcher answers: see _on_launch_result
         else:
-            self._forget(pod)
+            self._table.forget(pod)
 
     def _delete_pod(self, namespace: str, name: str, *, uid: str | None = None) -> None:
         assert self._deleter is not None, "start() the executor first"
         self._deleter.delete(namespace, name, uid=uid)
 
-    def _fail_task(self, pod: _Pod, event: str, message: str) -> None:
+    def _fail_task(self, pod: TrackedPod, event: str, message: str) -> None:
         self.log.error("Task %s: %s: %s", pod.key, event, message)
         self.log_task_event(event=event, extra=message, ti_key=pod.key)
         self.fail(pod.key, message)
 
-    def _forget(self, pod: _Pod) -> None:
-        if self._pods.get(pod.name) is pod:
-            del self._pods[pod.name]
-        if self._current.get(pod.key) is pod:
-            del self._current[pod.key]
-
     # --- the scheduler's other calls ------------------------------------------------------
+
+    def change_state(self, key: Any, state: Any, info: Any = None, remove_running: bool = True) -> None:
+        """Also the scheduler's own call when it ends a task itself: then the pod goes, and the task is forgotten.
+
+        The scheduler fails a task without asking the executor after a heartbeat timeout (the task
+        process is gone or hangs) and after a task stuck in queued was requeued too often. Its pod,
+        still pending or running, must not go on running a task Airflow has ended, nor hold quota:
+        it is deleted, as a revoked task's is. This executor's own reports come after it marked the
+        pod finished, so they are told apart.
+        """
+        pod = self._current.get(key)
+        if pod is not None and not pod.finished and not pod.revoked:
+            where = f"{pod.namespace}/{pod.name}"
+            self.log.info("Task %s ended by the scheduler (%s): deleting pod %s", key, state, where)
+            pod.finished = True
+            self._delete_pod(pod.namespace, pod.name, uid=pod.uid)
+            if pod.launching and self._launcher is not None:
+                self._launcher.cancel(pod.name)  # kept until the launcher answers, to delete what it made
+            else:
+                self._table.forget(pod)
+        super().change_state(key, state, info, remove_running=remove_running)
 
     def revoke_task(self, *, ti: TaskInstance) -> None:
         """Stop the task's current queueing: no pod, or its pod deleted; the task is forgotten."""
@@ -398,7 +377,7 @@ class KubernetesPodExecutor(BaseExecutor):
             if pod.launching and self._launcher is not None:
                 self._launcher.cancel(pod.name)  # kept until the launcher answers, to delete what it made
             else:
-                self._forget(pod)
+                self._table.forget(pod)
             if self._current.get(key) is pod:
                 del self._current[key]
         self.running.discard(key)
@@ -418,7 +397,7 @@ class KubernetesPodExecutor(BaseExecutor):
         adopted, not_adopted = adopt_pods(self.api, sorted(self.settings.namespaces()), self.scheduler_job_id, wanted)
         for pod in adopted:
             self.running.add(pod.key)
-            self._follow(_Pod(pod.key, pod.namespace, pod.name, pod.queueing, pod.uid))
+            self._table.follow(TrackedPod(pod.key, pod.namespace, pod.name, pod.queueing, pod.uid))
         return not_adopted
 
     def get_task_log(self, ti: TaskInstance, try_number: int) -> tuple[list[str], list[str]]:

@@ -521,3 +521,49 @@ def test_finished_pods_are_deleted_by_policy_and_at_most_once(
     assert {name: pod_history.removed[name] for name in pod_history.names()} == {
         tasks[task_id].pod_name: int(task_id in deleted) for task_id in ("ok", "fails")
     }
+
+
+# --- 9. the scheduler ends a task itself ---------------------------------------------------------
+
+
+def test_a_task_the_scheduler_fails_itself_loses_its_pod_and_is_forgotten(
+    executors: Executors,
+    unpullable_images: str,
+    kube_route: str,
+    queue_run: Callable[..., list[Any]],
+    kube_api: LocalKubeAPI,
+    namespace: str,
+    pod_history: PodHistory,
+) -> None:
+    # A heartbeat timeout: change_state(FAILED); a task stuck in queued too often: fail(). Neither
+    # pod may go on running a task Airflow has ended; the executor reports nothing more for them.
+    from airflow.utils.state import TaskInstanceState
+
+    executor = executors.start()
+    tasks = {t.ti.task_id: t for t in queue_run(kube_route, executor, ["sleep_30", "broken_image"])}
+    queue_all(executor, list(tasks.values()))
+    running, pending = tasks["sleep_30"], tasks["broken_image"]
+    heartbeat_until(
+        executor,
+        lambda: phases(kube_api, namespace) == {running.pod_name: "Running", pending.pod_name: "Pending"},
+        what="one pod running, one pending",
+    )
+
+    executor.change_state(running.key, TaskInstanceState.FAILED, remove_running=True)
+    executor.fail(pending.key)
+    reported = executor.get_event_buffer()
+    heartbeat_until(executor, lambda: phases(kube_api, namespace) == {}, what="both pods deleted")
+    later = {}
+    for _ in range(10):
+        executor.heartbeat()
+        later.update(executor.get_event_buffer())
+        time.sleep(0.1)
+
+    assert {key: state for key, (state, _) in reported.items()} == {
+        running.key: TaskInstanceState.FAILED,
+        pending.key: TaskInstanceState.FAILED,
+    }
+    assert later == {}  # the pods' deletions are not reported as the tasks' ends a second time
+    assert not executor.running
+    assert executor.kubernetes_executor._pods == {}
+    assert pod_history.removed[running.pod_name] == pod_history.removed[pending.pod_name] == 1
