@@ -9,23 +9,31 @@ the id is matched on its key alone.
 
 An adopted pod is relabelled with the adopting scheduler's job, so that scheduler's watch starts
 to match it and reports its current state, finished or not: a pod that ended while no scheduler
-ran is picked up the same way.
+ran is picked up the same way. LISTs and relabels are retried on retryable errors within a short
+budget (this runs on the scheduler's thread), relabels run concurrently, and nothing here raises
+for the API: what cannot be adopted is answered "not adopted".
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from hybrid_executor.kubernetes.errors import KubeApiError
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
+
+from hybrid_executor.kubernetes.errors import ApiErrorKind, KubeApiError
 from hybrid_executor.kubernetes.identity import (
+    LABEL_SCHEDULER_JOB,
     queueing_of_pod,
     scheduler_job_labels,
     selector_for_scheduler,
     task_key_from_pod,
 )
+from hybrid_executor.kubernetes.pacing import wait_retry_after
 
 if TYPE_CHECKING:
     from airflow.models.taskinstance import TaskInstance
@@ -34,6 +42,9 @@ if TYPE_CHECKING:
     from hybrid_executor.kubernetes.api import KubeApi
 
 log = logging.getLogger(__name__)
+
+RETRY_BUDGET = 15.0  # seconds a LIST or a relabel is retried for
+RELABEL_CONCURRENCY = 16  # relabels at once: thousands of pods are adopted in seconds, not one PATCH after another
 
 
 @dataclass(frozen=True)
@@ -48,33 +59,69 @@ class AdoptedPod:
 def adopt_pods(
     api: KubeApi, namespaces: Sequence[str], job_id: str, tis: Sequence[TaskInstance]
 ) -> tuple[list[AdoptedPod], list[TaskInstance]]:
-    """Relabel the pod of each of ``tis`` as job ``job_id``'s: (pods adopted, task instances not adopted)."""
+    """Relabel the pod of each of ``tis`` as job ``job_id``'s: (pods adopted, task instances not adopted).
+
+    Never raises for the API: a namespace whose pods cannot be listed within the retry budget
+    leaves its task instances not adopted (the scheduler resets them), and the scheduler goes on.
+    """
     wanted = {ti.key: ti for ti in tis}
     selector = selector_for_scheduler(exclude_job_id=job_id)
     found: dict[TaskInstanceKey, dict[str, Any]] = {}
     for namespace in namespaces:
-        for listed in _list_all(api, namespace, selector):
+        try:
+            listed_pods = _retrying()(_list_all, api, namespace, selector)
+        except KubeApiError as error:
+            log.error(
+                "Could not list pods in %s to adopt them (%s): their task instances are not adopted", namespace, error
+            )
+            continue
+        for listed in listed_pods:
             key = task_key_from_pod(listed)
             ti = wanted.get(key) if key is not None else None
             if ti is not None and made_for(listed, ti):
                 found[ti.key] = listed
+    matches = [(ti, found[key]) for key, ti in wanted.items() if key in found]
+    with ThreadPoolExecutor(max_workers=RELABEL_CONCURRENCY, thread_name_prefix="pod-adopter") as pool:
+        relabelled = list(pool.map(lambda match: _relabel(api, match[1], job_id), matches))
     adopted: list[AdoptedPod] = []
-    not_adopted: list[TaskInstance] = []
-    for key, ti in wanted.items():
-        match = found.get(key)
-        if match is None:
-            not_adopted.append(ti)
+    adopted_keys = set()
+    from_jobs: Counter[str] = Counter()
+    for (ti, pod), ok in zip(matches, relabelled, strict=True):
+        if not ok:
             continue
-        metadata = match["metadata"]
-        try:
-            api.patch_pod_labels(metadata["namespace"], metadata["name"], scheduler_job_labels(job_id))
-        except KubeApiError as error:
-            log.warning("Could not adopt pod %s/%s: %s", metadata["namespace"], metadata["name"], error)
-            not_adopted.append(ti)
-            continue
+        metadata = pod["metadata"]
         uid = metadata.get("uid")
-        adopted.append(AdoptedPod(key, metadata["namespace"], metadata["name"], queueing_of_pod(match), uid))
-    return adopted, not_adopted
+        adopted.append(AdoptedPod(ti.key, metadata["namespace"], metadata["name"], queueing_of_pod(pod), uid))
+        adopted_keys.add(ti.key)
+        from_jobs[str((metadata.get("labels") or {}).get(LABEL_SCHEDULER_JOB, "?"))] += 1
+    for old_job, count in sorted(from_jobs.items()):
+        log.info("Adopted %d pods from scheduler job %s", count, old_job)
+    return adopted, [ti for key, ti in wanted.items() if key not in adopted_keys]
+
+
+def _relabel(api: KubeApi, pod: dict[str, Any], job_id: str) -> bool:
+    metadata = pod["metadata"]
+    try:
+        _retrying()(api.patch_pod_labels, metadata["namespace"], metadata["name"], scheduler_job_labels(job_id))
+    except KubeApiError as error:
+        log.warning("Could not adopt pod %s/%s: %s", metadata["namespace"], metadata["name"], error)
+        return False
+    return True
+
+
+def _retrying() -> Retrying:
+    # On the scheduler's thread: a short budget, so an API outage costs one loop some seconds, not the scheduler.
+    return Retrying(
+        stop=stop_after_delay(RETRY_BUDGET),
+        wait=wait_retry_after(wait_random_exponential(multiplier=0.2, max=5)),
+        retry=retry_if_exception(_is_retryable),
+        reraise=True,
+    )
+
+
+def _is_retryable(error: BaseException) -> bool:
+    # GONE: a continue token expired between pages; the listing starts again.
+    return isinstance(error, KubeApiError) and error.kind in (ApiErrorKind.RETRYABLE, ApiErrorKind.GONE)
 
 
 def made_for(pod: dict[str, Any], ti: TaskInstance) -> bool:

@@ -289,6 +289,43 @@ def test_a_new_scheduler_adopts_running_and_finished_pods_of_a_dead_one(
     assert_one_pod_each(pod_history, [*launched, *alive_tasks])
 
 
+def test_adoption_retries_a_failed_list_and_relabel_and_an_api_outage_never_raises(
+    executors: Executors,
+    kube_route: str,
+    queue_run: Callable[..., list[Any]],
+    kube_api: LocalKubeAPI,
+    namespace: str,
+    pod_history: PodHistory,
+) -> None:
+    from airflow.utils.state import TaskInstanceState
+
+    dead = executors.start(job_id=11)
+    tasks = queue_run(kube_route, dead, ["sleep_3", "sleep_3_b"])
+    queue_all(dead, tasks)
+    heartbeat_until(dead, lambda: {t.pod_name for t in tasks} <= pod_history.names(), what="both pods")
+    executors.kill(dead)
+    adopter = executors.start(job_id=12)
+    path = pods_path(namespace)
+
+    # An outage: the LIST keeps failing. Nothing raises (Airflow's scheduler would exit); nothing is adopted.
+    outage = kube_api.faults.add("list", "pods", path, status=500)
+    began = time.monotonic()
+    assert adopter.try_adopt_task_instances([t.ti for t in tasks]) == [t.ti for t in tasks]
+    assert outage.hits > 1  # retried before giving up
+    assert time.monotonic() - began < 30
+    kube_api.faults.remove(outage)
+
+    # One failed LIST and one reset PATCH are retried, and both pods are adopted.
+    kube_api.faults.add("list", "pods", path, status=500, times=1)
+    reset = kube_api.faults.add("patch", "pods", path, reset=True, times=1)
+    assert adopter.try_adopt_task_instances([t.ti for t in tasks]) == []
+    assert reset.hits == 1
+    labels = {pod["metadata"]["name"]: pod["metadata"]["labels"] for pod in kube_api.pods(namespace)}
+    assert {labels[t.pod_name][LABEL_SCHEDULER_JOB] for t in tasks} == {"12"}
+    events = wait_for_final(adopter, {t.key for t in tasks})
+    assert {final.state for final in events.values()} == {TaskInstanceState.SUCCESS}
+
+
 def test_a_scheduler_asked_to_adopt_its_own_running_tasks_keeps_them(
     executors: Executors,
     kube_route: str,
