@@ -528,7 +528,7 @@ def test_under_random_500s_every_task_gets_exactly_one_pod(
 def test_submit_cancel_and_results_do_not_wait_for_a_slow_api(
     kube: LocalKubeAPI, make_launcher: Callable[..., PodLauncher]
 ) -> None:
-    kube.faults.add("create", "pods", latency=0.5)
+    kube.faults.add("create", "pods", latency=1.0)
     launcher = make_launcher(concurrency=2)
 
     started = time.monotonic()
@@ -539,7 +539,8 @@ def test_submit_cancel_and_results_do_not_wait_for_a_slow_api(
     assert launcher.results() == []
     assert launcher.pending() == 20
 
-    assert time.monotonic() - started < 0.1
+    # Well under one request's 1 s: nothing here waited for the API (the margin is for a loaded machine).
+    assert time.monotonic() - started < 0.5
 
 
 def test_stop_interrupts_waits_and_answers_every_request(
