@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import os
 import re
 import traceback
@@ -88,6 +89,8 @@ __all__ = [
     "task_key_from_pod",
 ]
 
+log = logging.getLogger(__name__)
+_RESTART_POLICIES_SAID: set[tuple[str, str]] = set()  # (namespace, policy) warned of: a few at most
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 _MASK = "***"
 _SUMMARY_MAX = 500
@@ -384,6 +387,7 @@ def build_worker_pod(workload: ExecuteTask, context: PodContext) -> k8s.V1Pod:
         ) from None
 
     _apply_identity(pod, key, name, queueing, context)
+    _run_once(pod, context)
     pod.metadata.annotations[ANNOTATION_TASK_INSTANCE_ID] = str(workload.ti.id)
     _check_buildable(pod, key, context)
     return pod
@@ -399,6 +403,28 @@ def _apply_identity(pod: k8s.V1Pod, key: TaskInstanceKey, name: str, queueing: s
     metadata.namespace = metadata.namespace or context.namespace
     metadata.labels = identity_labels(metadata.labels, key, context.scheduler_job_id)
     metadata.annotations = identity_annotations(metadata.annotations, key, queueing)
+
+
+def _run_once(pod: k8s.V1Pod, context: PodContext) -> None:
+    """``restartPolicy: Never``, whatever the template or the pod_override says.
+
+    A worker pod runs one try of one task: a container restarted by Always or OnFailure (the API's
+    default is Always when the template names none) would run the try again. The stock executor
+    leaves the template's value; correcting it is safe, and a policy set to anything else is said
+    once per namespace and value, so the template gets fixed.
+    """
+    if pod.spec is None:
+        return
+    policy = pod.spec.restart_policy
+    if policy != "Never" and policy is not None and (context.namespace, policy) not in _RESTART_POLICIES_SAID:
+        _RESTART_POLICIES_SAID.add((context.namespace, policy))
+        log.warning(
+            "A pod template or pod_override for namespace %s sets restartPolicy %s; worker pods run with "
+            "Never (a restarted container would run the task's try again): set restartPolicy: Never there",
+            context.namespace,
+            policy,
+        )
+    pod.spec.restart_policy = "Never"
 
 
 def _check_buildable(pod: k8s.V1Pod, key: TaskInstanceKey, context: PodContext) -> None:

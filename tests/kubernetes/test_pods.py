@@ -11,7 +11,9 @@ module-scoped ``pods`` fixture does it, and helpers import inside their bodies.
 
 from __future__ import annotations
 
+import copy
 import json
+import logging
 import re
 import sys
 import uuid
@@ -828,3 +830,39 @@ def test_redact_token(pods: ModuleType, workload: Callable[..., Any]) -> None:
     assert pods.redact_token("opaque-secret and more", "opaque-secret") == "*** and more"
     assert pods.redact_token("nothing secret here") == "nothing secret here"
     assert pods.redact_token("not a JWT: eyJ and more") == "not a JWT: eyJ and more"
+
+
+# --- a worker pod runs its try once ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("policy", ["Always", "OnFailure", None])
+def test_a_worker_pod_never_restarts_whatever_its_template_says(
+    pods: ModuleType, workload: Callable[..., Any], caplog: pytest.LogCaptureFixture, policy: str | None
+) -> None:
+    # A restarted container would run the task's try again; the API defaults an unset policy to Always.
+    caplog.set_level(logging.WARNING, logger="hybrid_executor")
+    template = copy.deepcopy(TEMPLATE)
+    template["spec"].pop("restartPolicy")
+    if policy is not None:
+        template["spec"]["restartPolicy"] = policy
+    namespace = f"restarts-{policy}"
+
+    first = pods.build_worker_pod(workload(), context(base=template, namespace=namespace))
+    second = pods.build_worker_pod(workload(task_id="another"), context(base=template, namespace=namespace))
+
+    assert first.spec.restart_policy == second.spec.restart_policy == "Never"
+    said = [r.getMessage() for r in caplog.records if "restartPolicy" in r.getMessage()]
+    if policy is None:
+        assert said == []  # nothing set: nothing to fix in the template
+    else:
+        assert len(said) == 1  # once, not per task
+        assert f"for namespace {namespace} sets restartPolicy {policy}" in said[0]
+        assert "set restartPolicy: Never there" in said[0]
+
+
+def test_a_pod_override_cannot_make_a_worker_pod_restart(pods: ModuleType, workload: Callable[..., Any]) -> None:
+    from kubernetes.client import models as k8s
+
+    override = k8s.V1Pod(spec=k8s.V1PodSpec(restart_policy="OnFailure", containers=[k8s.V1Container(name="base")]))
+    pod = pods.build_worker_pod(workload(executor_config={"pod_override": override}), context())
+    assert pod.spec.restart_policy == "Never"
