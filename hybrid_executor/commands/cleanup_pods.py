@@ -38,18 +38,12 @@ def finished_pods(api: KubeApi, namespaces: list[str]) -> tuple[list[FinishedPod
 
     finished, unfinished = [], 0
     for namespace in namespaces:
-        continue_token: str | None = None
-        while True:
-            page = api.list_pods_page(namespace, f"{LABEL_MANAGED_BY}={MANAGED_BY}", continue_token)
-            for pod in page.items:
-                phase = (pod.get("status") or {}).get("phase", "")
-                if phase in FINISHED:
-                    finished.append(FinishedPod(namespace, pod["metadata"]["name"], phase, _finished_at(pod)))
-                else:
-                    unfinished += 1
-            continue_token = page.continue_token
-            if not continue_token:
-                break
+        for pod in api.list_pods(namespace, f"{LABEL_MANAGED_BY}={MANAGED_BY}"):
+            phase = (pod.get("status") or {}).get("phase", "")
+            if phase in FINISHED:
+                finished.append(FinishedPod(namespace, pod["metadata"]["name"], phase, _finished_at(pod)))
+            else:
+                unfinished += 1
     return finished, unfinished
 
 

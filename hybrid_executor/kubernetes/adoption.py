@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
 
-from hybrid_executor.kubernetes.errors import ApiErrorKind, KubeApiError
+from hybrid_executor.kubernetes.errors import ApiErrorKind, KubeApiError, is_retryable
 from hybrid_executor.kubernetes.identity import (
     LABEL_SCHEDULER_JOB,
     queueing_of_pod,
@@ -69,7 +69,7 @@ def adopt_pods(
     found: dict[TaskInstanceKey, dict[str, Any]] = {}
     for namespace in namespaces:
         try:
-            listed_pods = _retrying()(_list_all, api, namespace, selector)
+            listed_pods = _retrying()(api.list_pods, namespace, selector)
         except KubeApiError as error:
             log.error(
                 "Could not list pods in %s to adopt them (%s): their task instances are not adopted", namespace, error
@@ -121,7 +121,7 @@ def _retrying() -> Retrying:
 
 def _is_retryable(error: BaseException) -> bool:
     # GONE: a continue token expired between pages; the listing starts again.
-    return isinstance(error, KubeApiError) and error.kind in (ApiErrorKind.RETRYABLE, ApiErrorKind.GONE)
+    return is_retryable(error) or (isinstance(error, KubeApiError) and error.kind is ApiErrorKind.GONE)
 
 
 def made_for(pod: dict[str, Any], ti: TaskInstance) -> bool:
@@ -130,17 +130,6 @@ def made_for(pod: dict[str, Any], ti: TaskInstance) -> bool:
     if not queueing:
         return True  # made before pods carried the queueing: the key is all there is
     return queueing == (ti.external_executor_id or "")
-
-
-def _list_all(api: KubeApi, namespace: str, selector: str) -> list[dict[str, Any]]:
-    pods: list[dict[str, Any]] = []
-    continue_token: str | None = None
-    while True:
-        page = api.list_pods_page(namespace, selector, continue_token)
-        pods.extend(page.items)
-        continue_token = page.continue_token
-        if not continue_token:
-            return pods
 
 
 __all__ = ["AdoptedPod", "adopt_pods", "made_for"]

@@ -297,6 +297,17 @@ class KubeApi:
             continue_token=metadata.get("continue") or None,
         )
 
+    def list_pods(self, namespace: str, label_selector: str, *, limit: int = 500) -> list[dict[str, Any]]:
+        """Every pod matching ``label_selector``, page after page; GONE if a continue token expires on the way."""
+        pods: list[dict[str, Any]] = []
+        continue_token: str | None = None
+        while True:
+            page = self.list_pods_page(namespace, label_selector, continue_token, limit=limit)
+            pods.extend(page.items)
+            continue_token = page.continue_token
+            if not continue_token:
+                return pods
+
     def watch_pods(
         self, namespace: str, label_selector: str, resource_version: str, timeout_seconds: int
     ) -> WatchStream:

@@ -19,12 +19,12 @@ import threading
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
 
 from hybrid_executor.kubernetes.api import KubeApi, KubeApiError
-from hybrid_executor.kubernetes.errors import ApiErrorKind
+from hybrid_executor.kubernetes.errors import is_retryable
 from hybrid_executor.kubernetes.pacing import wait_retry_after
 
 log = logging.getLogger(__name__)
 
-_Item = tuple[str, str, "str | None"]  # namespace, name, uid
+_Item = tuple[str, str, str | None]  # namespace, name, uid
 
 
 class _Stopping(Exception):
@@ -33,7 +33,7 @@ class _Stopping(Exception):
 
 def _is_retryable(error: BaseException) -> bool:
     # A 409 answers a uid precondition: that pod is gone, another one has the name. Not retried.
-    return isinstance(error, KubeApiError) and error.kind is ApiErrorKind.RETRYABLE and error.code != 409
+    return is_retryable(error) and getattr(error, "code", None) != 409
 
 
 class PodDeleter:

@@ -103,6 +103,11 @@ class KubeApiError(Exception):
         )
 
 
+def is_retryable(error: BaseException) -> bool:
+    """Whether ``error`` is a KubeApiError that repeating the request may clear."""
+    return isinstance(error, KubeApiError) and error.kind is ApiErrorKind.RETRYABLE
+
+
 def redact(text: str) -> str:
     """``text`` with anything shaped like a JSON Web Token replaced."""
     return _JWT.sub(REDACTED, text)
@@ -271,6 +276,7 @@ __all__ = [
     "StatusCause",
     "classify",
     "from_status",
+    "is_retryable",
     "parse_refusal",
     "quantity",
     "redact",

@@ -68,9 +68,7 @@ class KubernetesPodExecutor(BaseExecutor):
         self._deleter: PodDeleter | None = None
         self._watchers: dict[str, PodWatcher] = {}
         self._events: queue.SimpleQueue[PodEvent] = queue.SimpleQueue()
-        self._table = PodTable()
-        self._pods = self._table.by_name  # by pod name: unique to a queueing, whatever the namespace
-        self._current = self._table.current
+        self._table = PodTable()  # by pod name (unique to a queueing), and the current queueing per key
         self._pending_deadlines: list[tuple[float, str]] = []
         self._templates: dict[str, V1Pod] = {}
         self._templates_lock = threading.Lock()  # launcher threads build pods concurrently
@@ -147,7 +145,7 @@ class KubernetesPodExecutor(BaseExecutor):
             self.running.add(key)
             queueing = self._queueing_of(workload)
             name, namespace = pod_name_for(key, queueing), self.settings.namespace_for(workload.ti.queue)
-            if name in self._pods:
+            if name in self._table.by_name:
                 # The scheduler handed over the very same queueing twice (the same external_executor_id):
                 # its pod is already on its way.
                 continue
@@ -201,7 +199,7 @@ class KubernetesPodExecutor(BaseExecutor):
         self._enforce_pending_timeout()
 
     def _on_launch_result(self, result: LaunchResult) -> None:
-        pod = self._pods.get(result.pod_name)
+        pod = self._table.by_name.get(result.pod_name)
         if pod is None:  # cannot happen: a launching pod is never forgotten
             if result.ok and result.uid:
                 self._delete_pod(result.namespace, result.pod_name, uid=result.uid)
@@ -255,7 +253,7 @@ class KubernetesPodExecutor(BaseExecutor):
 
     def _on_pod_event(self, event: PodEvent) -> None:
         metadata = event.pod.get("metadata") or {}
-        pod = self._pods.get(metadata.get("name", ""))
+        pod = self._table.by_name.get(metadata.get("name", ""))
         if pod is None or queueing_of_pod(event.pod) != pod.queueing or task_key_from_pod(event.pod) != pod.key:
             return  # not a pod of a queueing this executor follows (another deployment's, or an older one's)
         uid = metadata.get("uid")
@@ -300,7 +298,7 @@ class KubernetesPodExecutor(BaseExecutor):
         now = time.monotonic()
         while self._pending_deadlines and self._pending_deadlines[0][0] <= now:
             _, name = heapq.heappop(self._pending_deadlines)
-            pod = self._pods.get(name)
+            pod = self._table.by_name.get(name)
             if pod is None or pod.finished or pod.revoked or pod.pending_since is None:
                 continue
             if pod.pending_since + self.settings.worker_pods_pending_timeout > now:
@@ -330,8 +328,13 @@ class KubernetesPodExecutor(BaseExecutor):
             delete = still_pending or (self.settings.delete_worker_pods and self.settings.delete_worker_pods_on_failure)
         if delete and not outcome.gone:
             self._delete_pod(pod.namespace, pod.name, uid=pod.uid)
+        self._release(pod)
+
+    def _release(self, pod: TrackedPod) -> None:
+        """The queueing is over: forget its pod, or, while its launch is under way, stop the launch and
+        keep the entry until the launcher answers (see _on_launch_result: what it made is deleted)."""
         if pod.launching and self._launcher is not None:
-            self._launcher.cancel(pod.name)  # kept until the launcher answers: see _on_launch_result
+            self._launcher.cancel(pod.name)
         else:
             self._table.forget(pod)
 
@@ -355,31 +358,23 @@ class KubernetesPodExecutor(BaseExecutor):
         it is deleted, as a revoked task's is. This executor's own reports come after it marked the
         pod finished, so they are told apart.
         """
-        pod = self._current.get(key)
+        pod = self._table.current.get(key)
         if pod is not None and not pod.finished and not pod.revoked:
             where = f"{pod.namespace}/{pod.name}"
             self.log.info("Task %s ended by the scheduler (%s): deleting pod %s", key, state, where)
             pod.finished = True
             self._delete_pod(pod.namespace, pod.name, uid=pod.uid)
-            if pod.launching and self._launcher is not None:
-                self._launcher.cancel(pod.name)  # kept until the launcher answers, to delete what it made
-            else:
-                self._table.forget(pod)
+            self._release(pod)
         super().change_state(key, state, info, remove_running=remove_running)
 
     def revoke_task(self, *, ti: TaskInstance) -> None:
         """Stop the task's current queueing: no pod, or its pod deleted; the task is forgotten."""
         key = ti.key
-        pod = self._current.get(key)
+        pod = self._table.current.get(key)
         if pod is not None:
             pod.revoked = True
             self._delete_pod(pod.namespace, pod.name)
-            if pod.launching and self._launcher is not None:
-                self._launcher.cancel(pod.name)  # kept until the launcher answers, to delete what it made
-            else:
-                self._table.forget(pod)
-            if self._current.get(key) is pod:
-                del self._current[key]
+            self._release(pod)
         self.running.discard(key)
         self.queued_tasks.pop(key, None)
 
@@ -407,8 +402,8 @@ class KubernetesPodExecutor(BaseExecutor):
         super().debug_dump()
         self.log.info(
             "pods followed: %d (current %d), launches pending: %d, pending deadlines: %d, watchers: %s",
-            len(self._pods),
-            len(self._current),
+            len(self._table.by_name),
+            len(self._table.current),
             self._launcher.pending() if self._launcher else 0,
             len(self._pending_deadlines),
             {ns: w.synced for ns, w in self._watchers.items()},

@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
 
 from hybrid_executor.kubernetes.api import KubeApi
-from hybrid_executor.kubernetes.errors import ApiErrorKind, KubeApiError, RefusalKind, classify
+from hybrid_executor.kubernetes.errors import ApiErrorKind, KubeApiError, RefusalKind, classify, is_retryable
 from hybrid_executor.kubernetes.pacing import RateLimiter, wait_retry_after
 from hybrid_executor.kubernetes.pods import PodBuildError
 
@@ -155,10 +155,6 @@ class _Job:
     attempts: int = 0
     pod: V1Pod | None = None  # once built
     uid: str | None = None  # of the pod the last attempt created
-
-
-def _is_retryable(error: BaseException) -> bool:
-    return isinstance(error, KubeApiError) and error.kind is ApiErrorKind.RETRYABLE
 
 
 class PodLauncher:
@@ -294,7 +290,7 @@ class PodLauncher:
 
     def _finish(self, job: _Job, result: LaunchResult) -> None:
         with self._lock:  # cancel() sets job.cancelled under this lock, and only while the job is pending
-            self._pending.pop(job.request.pod_name or job.pod_name, None)
+            self._pending.pop(job.pod_name, None)
             if job.cancelled and not result.cancelled:  # cancelled after the create was answered
                 result = dataclasses.replace(result, cancelled=True)
         self._results.put(result)
@@ -312,7 +308,7 @@ class PodLauncher:
         retrying = Retrying(
             stop=stop_after_delay(self._retry_timeout),
             wait=self._wait,
-            retry=retry_if_exception(_is_retryable),
+            retry=retry_if_exception(is_retryable),
             sleep=lambda seconds: self._sleep(job, seconds),
             before_sleep=lambda state: self._log_retry(job, state),
             reraise=True,
@@ -352,7 +348,8 @@ class PodLauncher:
         assert callable(job.request.pod)
         pod = job.request.pod()
         # pod_override may move the pod to another watched namespace: report where it really is.
-        job.pod_name, job.namespace = pod.metadata.name, pod.metadata.namespace
+        # (Its name is the one asked for: the pod's identity is applied after any override.)
+        job.namespace = pod.metadata.namespace
         return pod
 
     def _attempt(self, job: _Job) -> bool:

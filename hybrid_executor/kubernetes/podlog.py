@@ -54,8 +54,7 @@ def read_task_pod_log(
     try:
         candidates: list[dict[str, Any]] = []
         for namespace in dict.fromkeys(namespaces):  # the queue's namespace first, each once
-            page = api.list_pods_page(namespace, selector, None)
-            candidates.extend(pod for pod in page.items if task_key_from_pod(pod) == key)
+            candidates.extend(pod for pod in api.list_pods(namespace, selector) if task_key_from_pod(pod) == key)
             if candidates:
                 break
         if not candidates:

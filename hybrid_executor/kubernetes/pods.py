@@ -12,7 +12,8 @@ names are re-exported here): a name derived from the task key *and the queueing*
 watcher and adoption select on, and annotations holding the exact key and the queueing's id. It is
 applied after the mutation hook, so neither a pod_override nor the hook can break it.
 
-Pure: no I/O except reading a pod template file. A pod that cannot be built raises
+Pure: no I/O except reading a pod template file (and one warning per namespace for a template
+whose restartPolicy is not Never, which is corrected). A pod that cannot be built raises
 :class:`PodBuildError`, whose message is meant for the task's event log and never carries the
 workload's token (the workload JSON in the pod's args does; log pods with
 :func:`redacted_pod_summary`).

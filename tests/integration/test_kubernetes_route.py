@@ -602,5 +602,5 @@ def test_a_task_the_scheduler_fails_itself_loses_its_pod_and_is_forgotten(
     }
     assert later == {}  # the pods' deletions are not reported as the tasks' ends a second time
     assert not executor.running
-    assert executor.kubernetes_executor._pods == {}
+    assert executor.kubernetes_executor._table.by_name == {}
     assert pod_history.removed[running.pod_name] == pod_history.removed[pending.pod_name] == 1

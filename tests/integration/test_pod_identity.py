@@ -28,7 +28,7 @@ from kube_driving import (
     wait_for_final,
 )
 
-from hybrid_executor.kubernetes.pods import LABEL_SCHEDULER_JOB
+from hybrid_executor.kubernetes.pods import LABEL_SCHEDULER_JOB, pod_name_for
 from hybrid_executor.testing.kube import LocalKubeAPI
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("no_faults_left")]
@@ -246,3 +246,32 @@ def test_two_deployments_sharing_a_namespace_never_touch_each_others_pods(
         what="only their pod to be left",
     )
     assert pod_history.removed[theirs_task.pod_name] == 0
+
+
+def test_a_workload_without_a_queueing_id_gets_one_that_the_scheduler_is_told(
+    executors: Executors,
+    kube_route: str,
+    queue_run: Callable[..., list[Any]],
+    kube_api: LocalKubeAPI,
+    namespace: str,
+) -> None:
+    # An Airflow that does not pre-assign external_executor_id: the executor draws the id, names the
+    # pod from it, and reports it as the QUEUED event's info, which the scheduler stores on the task
+    # instance (process_executor_events), so adoption can match the pod later.
+    from airflow.utils.state import TaskInstanceState
+
+    executor = executors.start()
+    [task] = queue_run(kube_route, executor, ["ok"])
+    task.workload.ti.external_executor_id = None
+
+    queue_all(executor, [task])
+    executor.heartbeat()  # hands the workload to the pod executor
+    state, drawn = executor.get_event_buffer()[task.key]
+    final = wait_for_final(executor, {task.key})[task.key]
+
+    assert state == TaskInstanceState.QUEUED
+    assert str(uuid.UUID(drawn)) == drawn
+    assert final.state == TaskInstanceState.SUCCESS
+    [pod] = [p for p in kube_api.pods(namespace) if p["metadata"]["annotations"]["task_id"] == "ok"]
+    assert pod["metadata"]["annotations"]["hybrid-executor/external-executor-id"] == drawn
+    assert pod["metadata"]["name"] == pod_name_for(task.key, drawn)

@@ -13,7 +13,6 @@ import pickle
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -36,19 +35,6 @@ from hybrid_executor.testing.kube import KubeletConfig, LocalKubeAPI
 
 LABELS = {"app.kubernetes.io/managed-by": "hybrid-executor"}
 SELECTOR = "app.kubernetes.io/managed-by=hybrid-executor"
-
-
-@pytest.fixture
-def kube() -> Iterator[LocalKubeAPI]:
-    with LocalKubeAPI(fault_seed=3) as started:
-        yield started
-
-
-@pytest.fixture
-def api(kube: LocalKubeAPI) -> Iterator[KubeApi]:
-    made = KubeApi.from_settings(ConnectionSettings(config_file=str(kube.kubeconfig)))
-    yield made
-    made.close()
 
 
 @pytest.fixture
@@ -375,6 +361,18 @@ def test_list_pods_page_pages_through_the_selected_pods(v1: client.CoreV1Api, ap
     assert [len(page.items) for page in pages] == [2, 2, 1]
     assert sorted(p["metadata"]["name"] for page in pages for p in page.items) == [f"p{n}" for n in range(5)]
     assert all(page.resource_version for page in pages)
+
+
+def test_list_pods_follows_every_page(v1: client.CoreV1Api, api: KubeApi, kube: LocalKubeAPI) -> None:
+    for number in range(5):
+        api.create_pod(pod(f"p{number}"))
+    v1.create_namespaced_pod(NS, {"metadata": {"name": "other"}, "spec": pod("x").spec})
+    lists = kube.requests()[("list", "pods")]
+
+    listed = api.list_pods(NS, SELECTOR, limit=2)
+
+    assert sorted(p["metadata"]["name"] for p in listed) == [f"p{n}" for n in range(5)]
+    assert kube.requests()[("list", "pods")] - lists == 3
 
 
 def test_an_expired_continue_token_is_gone(kube: LocalKubeAPI, api: KubeApi) -> None:

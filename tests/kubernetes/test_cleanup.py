@@ -7,24 +7,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from kube_test_support import NS, ConnectionSettings
+from kube_test_support import NS
 
 from hybrid_executor.kubernetes.api import KubeApi
 from hybrid_executor.kubernetes.cleanup import PodDeleter
 from hybrid_executor.testing.kube import LocalKubeAPI
-
-
-@pytest.fixture
-def kube() -> Iterator[LocalKubeAPI]:
-    with LocalKubeAPI(fault_seed=3) as started:
-        yield started
-
-
-@pytest.fixture
-def api(kube: LocalKubeAPI) -> Iterator[KubeApi]:
-    made = KubeApi.from_settings(ConnectionSettings(config_file=str(kube.kubeconfig)))
-    yield made
-    made.close()
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 import pytest
-from kube_test_support import NS, SECRET, ConnectionSettings
+from kube_test_support import NS, SECRET
 from kubernetes import client
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_fixed
 
@@ -46,13 +46,6 @@ class Key(NamedTuple):
 def kube() -> Iterator[LocalKubeAPI]:
     with LocalKubeAPI(fault_seed=7) as started:
         yield started
-
-
-@pytest.fixture
-def api(kube: LocalKubeAPI) -> Iterator[KubeApi]:
-    made = KubeApi.from_settings(ConnectionSettings(config_file=str(kube.kubeconfig)))
-    yield made
-    made.close()
 
 
 @pytest.fixture
