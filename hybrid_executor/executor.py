@@ -156,8 +156,15 @@ class HybridExecutor(BaseExecutor):
 
         if isinstance(workload, workload_types.ExecuteTask):
             self._route(workload.ti.queue).queue_workload(workload, session)
-        else:
-            self.celery_executor.queue_workload(workload, session)
+            return
+        callback = getattr(workload, "callback", None)
+        if callback is not None and isinstance(callback.data, dict):
+            # Celery sends a callback to its data's "queue", else to [operators] default_queue: when that
+            # is a Kubernetes queue no Celery worker would take it; callback_queue is one that does.
+            queue = callback.data.get("queue") or self.conf.get("operators", "default_queue", fallback="default")
+            if route_for_queue(queue, self._kubernetes_queues) is Route.KUBERNETES:
+                callback.data["queue"] = self.settings.callback_queue
+        self.celery_executor.queue_workload(workload, session)
 
     def has_task(self, task_instance: TaskInstance) -> bool:
         return any(child.has_task(task_instance) for child in self._children)
@@ -249,13 +256,31 @@ class HybridExecutor(BaseExecutor):
         self._route(ti.queue).revoke_task(ti=ti)
 
     def try_adopt_task_instances(self, tis: Sequence[TaskInstance]) -> Sequence[TaskInstance]:
+        """Each child adopts its own route's task instances; one that raises costs neither the scheduler nor the other.
+
+        Airflow's scheduler exits when adoption raises. A child that cannot tell what it may adopt
+        (its broker or API does not answer) has its task instances answered as adopted: answered
+        "not adopted", the scheduler would reset them and run second tries beside the first ones,
+        which may still run. A task that does run reports its own end to Airflow's API server; one
+        that does not is caught by the scheduler's own timeouts (task_queued_timeout, the task
+        heartbeat timeout), as after a crash.
+        """
         by_child: dict[int, list[TaskInstance]] = {0: [], 1: []}
         for ti in tis:
             by_child[1 if self._route(ti.queue) is self.kubernetes_executor else 0].append(ti)
         not_adopted: list[TaskInstance] = []
         for index, child in enumerate(self._children):
-            if by_child[index]:
+            if not by_child[index]:
+                continue
+            try:
                 not_adopted.extend(child.try_adopt_task_instances(by_child[index]))
+            except Exception:
+                log.exception(
+                    "%s could not adopt %d task instances; they are left to the scheduler's timeouts, not reset "
+                    "(a reset would start second tries beside tasks that may still run)",
+                    type(child).__name__,
+                    len(by_child[index]),
+                )
         return not_adopted
 
     def get_task_log(self, ti: TaskInstance, try_number: int) -> tuple[list[str], list[str]]:
@@ -267,12 +292,22 @@ class HybridExecutor(BaseExecutor):
         self.callback_sink.send(request)
 
     def end(self) -> None:
-        for child in self._children:
-            child.end()
+        self._stop_children("end")
 
     def terminate(self) -> None:
+        self._stop_children("terminate")
+
+    def _stop_children(self, how: str) -> None:
+        """Stop every child even when one raises; then raise the first error, for the scheduler to log."""
+        first_error: Exception | None = None
         for child in self._children:
-            child.terminate()
+            try:
+                getattr(child, how)()
+            except Exception as error:
+                log.exception("%s.%s() failed; stopping the other executor all the same", type(child).__name__, how)
+                first_error = first_error or error
+        if first_error is not None:
+            raise first_error
 
     def debug_dump(self) -> None:
         self.log.info("Dumping HybridExecutor state: Celery, then Kubernetes")

@@ -108,6 +108,17 @@ _OPTIONS = (
         fallback=("celery_kubernetes_executor", "kubernetes_queue"),
     ),
     Option(
+        "callback_queue",
+        "string",
+        "default",
+        "The Celery queue a callback (a deadline callback) is sent to when its own queue is a Kubernetes "
+        "queue, or it names none and [operators] default_queue is one: callbacks always run on Celery. "
+        "It must not be a Kubernetes queue.",
+        "a queue your Celery workers serve, not a Kubernetes queue",
+        "default",
+        fallback=("operators", "default_queue"),
+    ),
+    Option(
         "parallelism",
         "integer",
         "32",
@@ -356,6 +367,7 @@ class KubernetesSettings:
 @dataclass(frozen=True)
 class HybridSettings:
     parallelism: int
+    callback_queue: str  # a queue Celery serves (checked): where a callback bound for a Kubernetes queue goes
     # Read only to warn that they are no longer applied (see the options' descriptions).
     celery_parallelism: int | None
     kubernetes_parallelism: int | None
@@ -539,6 +551,7 @@ def _load(conf: ExecutorConfLike) -> HybridSettings:
         )
 
     parallelism = _integer(read["parallelism"])
+    callback_queue = _callback_queue(read["callback_queue"], queues)
     kubernetes = KubernetesSettings(
         namespace=namespace,
         pod_template_file=template,
@@ -561,10 +574,22 @@ def _load(conf: ExecutorConfLike) -> HybridSettings:
     )
     return HybridSettings(
         parallelism=parallelism,
+        callback_queue=callback_queue,
         celery_parallelism=_optional_integer(read["celery_parallelism"]),
         kubernetes_parallelism=_optional_integer(read["kubernetes_parallelism"]),
         kubernetes=kubernetes,
     )
+
+
+def _callback_queue(value: _Value, queues: Mapping[str, QueueProfile]) -> str:
+    """Where callbacks go when theirs is a Kubernetes queue: it must be one a Celery worker takes them from."""
+    queue = _string(value)
+    if queue in queues:
+        raise value.error(
+            "is a Kubernetes queue, but callbacks run on Celery: no Celery worker would take them from it",
+            f"set [{SECTION}] callback_queue to a queue your Celery workers serve, e.g. {value.spec.example}",
+        )
+    return queue
 
 
 def load_kubernetes_queues(conf: ExecutorConfLike) -> dict[str, QueueProfile]:

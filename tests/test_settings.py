@@ -101,6 +101,7 @@ def test_with_nothing_configured_the_defaults_are_the_stock_ones(load: Load) -> 
     settings = load()
     assert settings == HybridSettings(
         parallelism=32,  # [core] parallelism's default
+        callback_queue="default",  # [operators] default_queue's
         celery_parallelism=None,
         kubernetes_parallelism=None,
         kubernetes=KubernetesSettings(
@@ -180,6 +181,7 @@ _FALLBACKS: list[tuple[str, str, object, str, object]] = [
         "gpu namespace=gpu",
         {"gpu": QueueProfile("gpu", None, "gpu")},
     ),
+    ("callback_queue", "celery", "celery", "callbacks", "callbacks"),
     ("parallelism", "8", 8, "12", 12),
     ("namespace", "airflow", "airflow", "pods", "pods"),
     ("worker_container_repository", "apache/airflow", "apache/airflow", "my/airflow", "my/airflow"),
@@ -316,6 +318,7 @@ _WRONG_VALUES = [
     wrong(KE, "pod_template_file", "/nonexistent/stock.yaml", "pod template YAML file"),
     wrong(HE, "pod_template_file", "/", "pod template YAML file"),
     wrong(HE, "config_file", "/nonexistent/kubeconfig", "set the path of a kubeconfig file", in_cluster="False"),
+    wrong(HE, "callback_queue", "kubernetes", "a queue your Celery workers serve"),
     wrong(HE, "kubernetes_queues", "gpu namespce=gpu", "did you mean namespace?"),
     wrong(HE, "kubernetes_queues", "gpu, kubernetes, gpu", "list each queue once"),
     wrong(HE, "kubernetes_queues", "kubernetes,,gpu", "remove the extra comma"),

@@ -11,7 +11,9 @@ An adopted pod is relabelled with the adopting scheduler's job, so that schedule
 to match it and reports its current state, finished or not: a pod that ended while no scheduler
 ran is picked up the same way. LISTs and relabels are retried on retryable errors within a short
 budget (this runs on the scheduler's thread), relabels run concurrently, and nothing here raises
-for the API: what cannot be adopted is answered "not adopted".
+for the API. A task instance whose pod is in no namespace that could be listed is "not adopted";
+one that may have a pod in a namespace that could not be listed is "unlisted": the executor keeps it
+and lists again later (see :mod:`hybrid_executor.kubernetes.readoption`).
 """
 
 from __future__ import annotations
@@ -48,6 +50,13 @@ RELABEL_CONCURRENCY = 16  # relabels at once: thousands of pods are adopted in s
 
 
 @dataclass(frozen=True)
+class AdoptionResult:
+    adopted: list[AdoptedPod]
+    not_adopted: list[TaskInstance]  # no pod in any namespace, or its relabel failed
+    unlisted: list[TaskInstance]  # no pod found, but a namespace could not be listed: it may be there
+
+
+@dataclass(frozen=True)
 class AdoptedPod:
     key: TaskInstanceKey
     namespace: str
@@ -56,24 +65,26 @@ class AdoptedPod:
     uid: str | None
 
 
-def adopt_pods(
-    api: KubeApi, namespaces: Sequence[str], job_id: str, tis: Sequence[TaskInstance]
-) -> tuple[list[AdoptedPod], list[TaskInstance]]:
-    """Relabel the pod of each of ``tis`` as job ``job_id``'s: (pods adopted, task instances not adopted).
+def adopt_pods(api: KubeApi, namespaces: Sequence[str], job_id: str, tis: Sequence[TaskInstance]) -> AdoptionResult:
+    """Relabel the pod of each of ``tis`` as job ``job_id``'s.
 
-    Never raises for the API: a namespace whose pods cannot be listed within the retry budget
-    leaves its task instances not adopted (the scheduler resets them), and the scheduler goes on.
+    Never raises for the API: when a namespace cannot be listed within the retry budget, the task
+    instances not found elsewhere are returned as unlisted, and the scheduler goes on.
     """
     wanted = {ti.key: ti for ti in tis}
     selector = selector_for_scheduler(exclude_job_id=job_id)
     found: dict[TaskInstanceKey, dict[str, Any]] = {}
+    unlisted_namespaces = []
     for namespace in namespaces:
         try:
             listed_pods = _retrying()(api.list_pods, namespace, selector)
         except KubeApiError as error:
             log.error(
-                "Could not list pods in %s to adopt them (%s): their task instances are not adopted", namespace, error
+                "Could not list pods in %s to adopt them (%s): their task instances are kept, and listed again later",
+                namespace,
+                error,
             )
+            unlisted_namespaces.append(namespace)
             continue
         for listed in listed_pods:
             key = task_key_from_pod(listed)
@@ -96,7 +107,9 @@ def adopt_pods(
         from_jobs[str((metadata.get("labels") or {}).get(LABEL_SCHEDULER_JOB, "?"))] += 1
     for old_job, count in sorted(from_jobs.items()):
         log.info("Adopted %d pods from scheduler job %s", count, old_job)
-    return adopted, [ti for key, ti in wanted.items() if key not in adopted_keys]
+    unlisted = [ti for key, ti in wanted.items() if key not in found] if unlisted_namespaces else []
+    not_adopted = [ti for key, ti in wanted.items() if key not in adopted_keys and ti not in unlisted]
+    return AdoptionResult(adopted, not_adopted, unlisted)
 
 
 def _relabel(api: KubeApi, pod: dict[str, Any], job_id: str) -> bool:
@@ -132,4 +145,4 @@ def made_for(pod: dict[str, Any], ti: TaskInstance) -> bool:
     return queueing == (ti.external_executor_id or "")
 
 
-__all__ = ["AdoptedPod", "adopt_pods", "made_for"]
+__all__ = ["AdoptedPod", "AdoptionResult", "adopt_pods", "made_for"]

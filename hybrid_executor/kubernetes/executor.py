@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.executors.base_executor import PARALLELISM, BaseExecutor
 from airflow.utils.state import TaskInstanceState
 
-from hybrid_executor.kubernetes.adoption import adopt_pods
+from hybrid_executor.kubernetes.adoption import AdoptedPod, AdoptionResult, adopt_pods
 from hybrid_executor.kubernetes.api import KubeApi
 from hybrid_executor.kubernetes.cleanup import PodDeleter
 from hybrid_executor.kubernetes.launcher import LaunchRequest, LaunchResult, PodLauncher
@@ -35,6 +35,7 @@ from hybrid_executor.kubernetes.pods import (
     task_key_from_pod,
 )
 from hybrid_executor.kubernetes.podstate import PodOutcome, outcome_of
+from hybrid_executor.kubernetes.readoption import PendingAdoptions
 from hybrid_executor.kubernetes.tracking import PodTable, TrackedPod
 from hybrid_executor.kubernetes.watcher import PodEvent, PodWatcher
 
@@ -72,6 +73,7 @@ class KubernetesPodExecutor(BaseExecutor):
         self._pending_deadlines: list[tuple[float, str]] = []
         self._templates: dict[str, V1Pod] = {}
         self._templates_lock = threading.Lock()  # launcher threads build pods concurrently
+        self._pending_adoptions = PendingAdoptions(self._adopt)
 
     # --- life ------------------------------------------------------------------------------
 
@@ -197,6 +199,7 @@ class KubernetesPodExecutor(BaseExecutor):
                 break
             self._on_pod_event(event)
         self._enforce_pending_timeout()
+        self._settle_adoptions()
 
     def _on_launch_result(self, result: LaunchResult) -> None:
         pod = self._table.by_name.get(result.pod_name)
@@ -358,6 +361,7 @@ class KubernetesPodExecutor(BaseExecutor):
         it is deleted, as a revoked task's is. This executor's own reports come after it marked the
         pod finished, so they are told apart.
         """
+        self._pending_adoptions.discard(key)
         pod = self._table.current.get(key)
         if pod is not None and not pod.finished and not pod.revoked:
             where = f"{pod.namespace}/{pod.name}"
@@ -370,6 +374,7 @@ class KubernetesPodExecutor(BaseExecutor):
     def revoke_task(self, *, ti: TaskInstance) -> None:
         """Stop the task's current queueing: no pod, or its pod deleted; the task is forgotten."""
         key = ti.key
+        self._pending_adoptions.discard(key)
         pod = self._table.current.get(key)
         if pod is not None:
             pod.revoked = True
@@ -389,11 +394,35 @@ class KubernetesPodExecutor(BaseExecutor):
         wanted = [ti for ti in tis if ti.key not in self.running]
         if not wanted:
             return []
-        adopted, not_adopted = adopt_pods(self.api, sorted(self.settings.namespaces()), self.scheduler_job_id, wanted)
+        outcome = self._adopt(wanted)
+        self._follow_adopted(outcome.adopted)
+        if outcome.unlisted:
+            # Their pods may run: kept (see readoption), never reset into a second try beside them.
+            self.running.update(ti.key for ti in outcome.unlisted)
+            self._pending_adoptions.add(outcome.unlisted)
+        return outcome.not_adopted
+
+    def _adopt(self, tis: Sequence[TaskInstance]) -> AdoptionResult:
+        return adopt_pods(self.api, sorted(self.settings.namespaces()), self.scheduler_job_id, tis)
+
+    def _follow_adopted(self, adopted: Sequence[AdoptedPod]) -> None:
         for pod in adopted:
             self.running.add(pod.key)
             self._table.follow(TrackedPod(pod.key, pod.namespace, pod.name, pod.queueing, pod.uid))
-        return not_adopted
+
+    def _settle_adoptions(self) -> None:
+        if not len(self._pending_adoptions):
+            return
+        settled = self._pending_adoptions.poll()
+        self._follow_adopted(settled.adopted)
+        for ti in settled.missing:
+            message = (
+                "no pod of this task was found when its scheduler's tasks were adopted (the Kubernetes API "
+                "could not be listed at first): the pod was never created, or is gone"
+            )
+            self.log.error("Task %s: %s", ti.key, message)
+            self.log_task_event(event="pod not found at adoption", extra=message, ti_key=ti.key)
+            self.fail(ti.key, message)
 
     def get_task_log(self, ti: TaskInstance, try_number: int) -> tuple[list[str], list[str]]:
         return read_task_pod_log(self, ti, try_number, tail_lines=self.RUNNING_POD_LOG_LINES)

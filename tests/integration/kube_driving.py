@@ -210,3 +210,10 @@ def event_log(executor: Any) -> dict[str, str]:
 def assert_one_pod_each(history: PodHistory, tasks: list[Any]) -> None:
     expected = {queued.pod_name for queued in tasks}
     assert {name: history.creations(name) for name in expected} == dict.fromkeys(expected, 1)
+
+
+def launch_then_die(executors: Executors, dead: Any, tasks: list[Any], history: PodHistory) -> None:
+    """``dead`` launches the pods of ``tasks`` and dies once they exist: it never syncs nor ends again."""
+    queue_all(dead, tasks)
+    heartbeat_until(dead, lambda: {t.pod_name for t in tasks} <= history.names(), what="every pod to be created")
+    executors.kill(dead)

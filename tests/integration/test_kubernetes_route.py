@@ -21,6 +21,7 @@ from kube_driving import (
     assert_one_pod_each,
     event_log,
     heartbeat_until,
+    launch_then_die,
     phases,
     pods_path,
     queue_all,
@@ -289,7 +290,7 @@ def test_a_new_scheduler_adopts_running_and_finished_pods_of_a_dead_one(
     assert_one_pod_each(pod_history, [*launched, *alive_tasks])
 
 
-def test_adoption_retries_a_failed_list_and_relabel_and_an_api_outage_never_raises(
+def test_adoption_retries_a_failed_list_and_relabel(
     executors: Executors,
     kube_route: str,
     queue_run: Callable[..., list[Any]],
@@ -301,19 +302,9 @@ def test_adoption_retries_a_failed_list_and_relabel_and_an_api_outage_never_rais
 
     dead = executors.start(job_id=11)
     tasks = queue_run(kube_route, dead, ["sleep_3", "sleep_3_b"])
-    queue_all(dead, tasks)
-    heartbeat_until(dead, lambda: {t.pod_name for t in tasks} <= pod_history.names(), what="both pods")
-    executors.kill(dead)
+    launch_then_die(executors, dead, tasks, pod_history)
     adopter = executors.start(job_id=12)
     path = pods_path(namespace)
-
-    # An outage: the LIST keeps failing. Nothing raises (Airflow's scheduler would exit); nothing is adopted.
-    outage = kube_api.faults.add("list", "pods", path, status=500)
-    began = time.monotonic()
-    assert adopter.try_adopt_task_instances([t.ti for t in tasks]) == [t.ti for t in tasks]
-    assert outage.hits > 1  # retried before giving up
-    assert time.monotonic() - began < 30
-    kube_api.faults.remove(outage)
 
     # One failed LIST and one reset PATCH are retried, and both pods are adopted.
     kube_api.faults.add("list", "pods", path, status=500, times=1)
@@ -324,6 +315,46 @@ def test_adoption_retries_a_failed_list_and_relabel_and_an_api_outage_never_rais
     assert {labels[t.pod_name][LABEL_SCHEDULER_JOB] for t in tasks} == {"12"}
     events = wait_for_final(adopter, {t.key for t in tasks})
     assert {final.state for final in events.values()} == {TaskInstanceState.SUCCESS}
+
+
+def test_an_api_outage_during_adoption_keeps_the_tasks_and_adopts_them_once_the_api_answers(
+    executors: Executors,
+    kube_route: str,
+    queue_run: Callable[..., list[Any]],
+    kube_api: LocalKubeAPI,
+    namespace: str,
+    pod_history: PodHistory,
+) -> None:
+    from airflow.utils.state import TaskInstanceState
+
+    dead = executors.start(job_id=13)
+    tasks = {t.ti.task_id: t for t in queue_run(kube_route, dead, ["sleep_3", "ok", "fails"])}
+    launched = [tasks["sleep_3"], tasks["ok"]]  # "fails" is never launched: it has no pod
+    launch_then_die(executors, dead, launched, pod_history)
+    adopter = executors.start(job_id=14)
+    adopter.kubernetes_executor._pending_adoptions._interval = 0.5
+    outage = kube_api.faults.add("list", "pods", pods_path(namespace), status=500)
+
+    # Nothing raises (Airflow's scheduler would exit), and nothing is answered "not adopted": the
+    # scheduler would reset the tasks and start second tries beside pods that may still run.
+    began = time.monotonic()
+    assert adopter.try_adopt_task_instances([t.ti for t in tasks.values()]) == []
+    assert outage.hits > 1  # retried before deferring
+    assert time.monotonic() - began < 30
+    assert {t.key for t in tasks.values()} <= adopter.running
+    heartbeat_until(adopter, lambda: outage.hits > 3, what="the listing to be tried again")
+
+    kube_api.faults.remove(outage)
+    events = wait_for_final(adopter, {t.key for t in tasks.values()})
+
+    assert events[tasks["sleep_3"].key].state == TaskInstanceState.SUCCESS
+    assert events[tasks["ok"].key].state == TaskInstanceState.SUCCESS
+    assert events[tasks["fails"].key].state == TaskInstanceState.FAILED
+    assert "no pod of this task was found" in str(events[tasks["fails"].key].info)
+    labels = {pod["metadata"]["name"]: pod["metadata"]["labels"] for pod in kube_api.pods(namespace)}
+    assert {labels[t.pod_name][LABEL_SCHEDULER_JOB] for t in launched} == {"14"}
+    assert not adopter.running
+    assert_one_pod_each(pod_history, launched)
 
 
 def test_a_scheduler_asked_to_adopt_its_own_running_tasks_keeps_them(

@@ -181,3 +181,99 @@ def test_callbacks_go_to_celery(router: Any) -> None:
     assert router.supports_callbacks
     assert router.pre_assigns_external_executor_id  # Celery adopts by the id the scheduler pre-assigns
     assert router.sentry_integration == router.celery_executor.sentry_integration
+
+
+def _callback(data: dict[str, Any]) -> Any:
+    import uuid
+
+    from airflow.executors.workloads import BundleInfo
+    from airflow.executors.workloads.callback import CallbackDTO, ExecuteCallback
+
+    return ExecuteCallback(
+        callback=CallbackDTO(id=str(uuid.uuid4()), fetch_method="import_path", data=data),
+        dag_rel_path="dags/routed.py",
+        bundle_info=BundleInfo(name="dags-folder"),
+        log_path=None,
+        token="not-a-real-token",
+    )
+
+
+@pytest.mark.parametrize(
+    ("data", "default_queue", "sent_to"),
+    [
+        ({"path": "callbacks.alert"}, "default", None),  # Celery's own default: [operators] default_queue
+        ({"path": "callbacks.alert", "queue": "reports"}, "default", "reports"),
+        ({"path": "callbacks.alert", "queue": "kubernetes"}, "default", "default"),
+        ({"path": "callbacks.alert"}, "kubernetes", "celery-callbacks"),
+    ],
+)
+def test_a_callback_never_goes_to_a_queue_only_pods_take(
+    executor_config: Callable[..., None], data: dict[str, Any], default_queue: str, sent_to: str | None
+) -> None:
+    executor_config("operators", "default_queue", default_queue)
+    if default_queue == "kubernetes":
+        executor_config("hybrid_executor", "callback_queue", "celery-callbacks")
+    from hybrid_executor import HybridExecutor
+
+    router = HybridExecutor()
+    workload = _callback(dict(data))
+
+    router.queue_workload(workload, session=None)
+
+    assert list(router.celery_executor.queued_callbacks.values()) == [workload]
+    assert workload.callback.data.get("queue") == sent_to
+
+
+def test_a_kubernetes_default_queue_without_a_callback_queue_is_refused_at_start(
+    executor_config: Callable[..., None],
+) -> None:
+    executor_config("operators", "default_queue", "kubernetes")
+    from hybrid_executor import HybridExecutor
+    from hybrid_executor.settings import SettingsError
+
+    router = HybridExecutor()  # the api-server builds one to read logs: that must still work
+
+    with pytest.raises(SettingsError) as refused:
+        router.start()
+    assert str(refused.value) == (
+        "[operators] default_queue = 'kubernetes' is a Kubernetes queue, but callbacks run on Celery: no "
+        "Celery worker would take them from it; set [hybrid_executor] callback_queue to a queue your Celery "
+        "workers serve, e.g. default"
+    )
+
+
+def test_a_child_that_raises_while_adopting_costs_neither_the_scheduler_nor_the_other(
+    router: Any, tasks: dict[str, Any], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Redis down: the Celery provider's state fetch raises out of its try_adopt_task_instances.
+    def broker_down(tis: Any) -> Any:
+        raise ConnectionError("Error 111 connecting to localhost:6379. Connection refused.")
+
+    monkeypatch.setattr(router.celery_executor, "try_adopt_task_instances", broker_down)
+    caplog.set_level(logging.ERROR, logger="hybrid_executor")
+
+    left = router.try_adopt_task_instances([t.ti for t in tasks.values()])
+
+    # The pod side still answers for its own (no pods: not adopted); Celery's are not reset.
+    assert sorted(ti.task_id for ti in left) == ["in_a_pod", "on_a_gpu"]
+    assert "CeleryExecutor could not adopt 2 task instances" in caplog.text
+
+
+def test_end_and_terminate_stop_both_children_even_when_one_raises(
+    executors: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for how in ("end", "terminate"):
+        router = executors.start(job_id=77)
+        executors.started.remove(router)
+        launcher = router.kubernetes_executor._launcher
+
+        def broken(*args: Any, **kwargs: Any) -> None:
+            raise RuntimeError("the broker went away")
+
+        monkeypatch.setattr(router.celery_executor, how, broken)
+
+        with pytest.raises(RuntimeError, match="the broker went away"):
+            getattr(router, how)()
+
+        assert not any(thread.is_alive() for thread in launcher._threads)
+        assert not router.kubernetes_executor._watchers
