@@ -284,6 +284,12 @@ class KubernetesPodExecutor(BaseExecutor):
             self._note_pending(pod, outcome)
         elif outcome.state == "running":
             pod.pending_since = None
+        elif outcome.state == "unknown":
+            pod.pending_since = None  # it did start; the pending timeout no longer applies
+            if not pod.unknown_reported:
+                pod.unknown_reported = True
+                self.log.warning("Task %s: %s", pod.key, outcome.message)
+                self.log_task_event(event="pod phase Unknown", extra=outcome.message, ti_key=pod.key)
         elif outcome.state in ("success", "failed"):
             self._finish(pod, outcome)
 

@@ -9,7 +9,10 @@ from typing import Any, Literal
 # [kubernetes_executor] worker_pods_pending_timeout.
 FATAL_WAITING_REASONS = frozenset({"InvalidImageName", "ErrImageNeverPull"})
 
-State = Literal["pending", "running", "success", "failed"]
+# status.reason of a pod its node's provider could not start (virtual kubelets): it never will.
+FATAL_POD_REASONS = frozenset({"ProviderFailed"})
+
+State = Literal["pending", "running", "unknown", "success", "failed"]
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,12 @@ def outcome_of(event_type: str, pod: dict[str, Any]) -> PodOutcome:
     if phase == "Succeeded":
         return PodOutcome("success", f"pod {where} succeeded", gone=event_type == "DELETED")
     if phase == "Failed":
+        if (disruption := _disruption(status)) is not None:
+            return PodOutcome(
+                "failed",
+                f"pod {where} was {disruption} while its task was running: the task did not finish",
+                gone=event_type == "DELETED",
+            )
         if (pod.get("metadata") or {}).get("deletionTimestamp"):
             # Deleted by someone else (we delete only what has finished, and no longer follow it):
             # the kubelet stopped the containers, so their exit codes (143, 137) are not the story.
@@ -38,13 +47,19 @@ def outcome_of(event_type: str, pod: dict[str, Any]) -> PodOutcome:
             )
         return PodOutcome("failed", f"pod {where} failed: {_failure_detail(status)}", gone=event_type == "DELETED")
     if event_type == "DELETED":
+        how = _disruption(status) or "deleted"
         return PodOutcome(
-            "failed",
-            f"pod {where} was deleted while its task was {phase.lower()}: the task did not finish",
-            gone=True,
+            "failed", f"pod {where} was {how} while its task was {phase.lower()}: the task did not finish", gone=True
         )
     if phase == "Running":
         return PodOutcome("running")
+    if phase == "Unknown":
+        # The node stopped reporting (lost, or cut off): the task may still run there. Its own
+        # heartbeat to Airflow decides: the scheduler fails a task whose heartbeats stopped.
+        return PodOutcome("unknown", f"pod {where} is in phase Unknown: its node does not report on it (node lost?)")
+    if status.get("reason") in FATAL_POD_REASONS:
+        detail = f"{status['reason']}: {status.get('message', '')}".rstrip(": ")
+        return PodOutcome("pending", f"pod {where} cannot start: {detail}", fatal=True)
     waiting = _waiting_reasons(status)
     fatal = [(reason, message) for reason, message in waiting if reason in FATAL_WAITING_REASONS]
     if fatal:
@@ -71,6 +86,24 @@ def _waiting_reasons(status: dict[str, Any]) -> list[tuple[str, str]]:
         if waiting and waiting.get("reason"):
             found.append((str(waiting["reason"]), str(waiting.get("message") or "")))
     return found
+
+
+def _disruption(status: dict[str, Any]) -> str | None:
+    """How the pod was taken away, when Kubernetes says so: evicted, preempted, or the node's taint."""
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "DisruptionTarget" and condition.get("status") == "True":
+            reason = str(condition.get("reason") or "")
+            how = {
+                "EvictionByEvictionAPI": "evicted",
+                "PreemptionByScheduler": "preempted",
+                "DeletionByTaintManager": "deleted by a NoExecute taint on its node",
+                "TerminationByKubelet": "terminated by its node",
+                "DeletionByPodGC": "deleted by the pod garbage collector (its node is gone)",
+            }.get(reason, "disrupted")
+            return f"{how} ({reason}: {condition.get('message', '')})".replace(": )", ")")
+    if status.get("reason") == "Evicted":
+        return f"evicted by its node (Evicted: {status.get('message', '')})".replace(": )", ")")
+    return None
 
 
 def _failure_detail(status: dict[str, Any]) -> str:

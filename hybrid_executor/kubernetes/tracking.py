@@ -33,6 +33,7 @@ class TrackedPod:
     finished: bool = False
     pending_since: float | None = None
     pending_reason: str = ""
+    unknown_reported: bool = False  # phase Unknown said once in the task's event log
 
 
 class PodTable:

@@ -546,6 +546,37 @@ def test_a_pod_deleted_under_its_task_and_an_oom_kill_fail_with_a_clear_reason(
     assert "exit code 137" in logs["oom"]
 
 
+def test_a_pod_whose_node_stops_reporting_is_said_to_be_unknown_and_followed_to_its_end(
+    executors: Executors,
+    kube_route: str,
+    queue_run: Callable[..., list[Any]],
+    kube_api: LocalKubeAPI,
+    namespace: str,
+) -> None:
+    from airflow.utils.state import TaskInstanceState
+    from kubernetes.client import CoreV1Api
+
+    executor = executors.start(worker_pods_pending_timeout="1")
+    tasks = queue_run(kube_route, executor, ["sleep_3"])
+    queue_all(executor, tasks)
+    name = tasks[0].pod_name
+    heartbeat_until(executor, lambda: phases(kube_api, namespace).get(name) == "Running", what="the pod to run")
+
+    # The node controller's word for a node that stopped reporting on its pods.
+    CoreV1Api(kube_api.api_client()).patch_namespaced_pod_status(name, namespace, {"status": {"phase": "Unknown"}})
+    heartbeat_until(executor, lambda: "sleep_3" in event_log(executor), what="the Unknown phase to be said")
+    for _ in range(30):  # longer than the pending timeout: Unknown is no Pending
+        executor.heartbeat()
+        assert not executor.get_event_buffer(), "phase Unknown is no end of the task"
+        time.sleep(0.05)
+
+    assert event_log(executor)["sleep_3"] == (
+        f"pod phase Unknown: pod {namespace}/{name} is in phase Unknown: its node does not report on it (node lost?)"
+    )
+    events = wait_for_final(executor, {tasks[0].key})  # the node reports again: the pod ends as it does
+    assert events[tasks[0].key].state == TaskInstanceState.SUCCESS
+
+
 # --- 8. cleanup policy --------------------------------------------------------------------------------
 
 

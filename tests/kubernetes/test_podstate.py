@@ -89,3 +89,46 @@ def test_a_pod_deleted_while_running_says_so_not_only_its_sigterm_exit_code() ->
     assert outcome.state == "failed"
     assert "pod work/p-1 was deleted while its task was running" in outcome.message
     assert "exit code 143" in outcome.message
+
+
+def test_an_evicted_pod_says_it_was_evicted() -> None:
+    pod = _pod("Failed", reason="Evicted", message="The node was low on resource: memory.")
+
+    assert outcome_of("MODIFIED", pod).message == (
+        "pod work/p-1 was evicted by its node (Evicted: The node was low on resource: memory.) while its task "
+        "was running: the task did not finish"
+    )
+
+
+@pytest.mark.parametrize(
+    ("reason", "said"),
+    [
+        ("EvictionByEvictionAPI", "was evicted (EvictionByEvictionAPI: Eviction API: evicting)"),
+        ("PreemptionByScheduler", "was preempted (PreemptionByScheduler: Eviction API: evicting)"),
+        (
+            "DeletionByTaintManager",
+            "was deleted by a NoExecute taint on its node (DeletionByTaintManager: Eviction API: evicting)",
+        ),
+    ],
+)
+def test_a_disrupted_pod_says_how_whether_it_failed_or_was_deleted(reason: str, said: str) -> None:
+    condition = {"type": "DisruptionTarget", "status": "True", "reason": reason, "message": "Eviction API: evicting"}
+    for event_type, phase in (("MODIFIED", "Failed"), ("DELETED", "Running")):
+        outcome = outcome_of(event_type, _pod(phase, conditions=[condition]))
+
+        assert outcome.state == "failed"
+        assert f"pod work/p-1 {said} while its task was running: the task did not finish" == outcome.message
+
+
+def test_phase_unknown_is_neither_pending_nor_an_end() -> None:
+    outcome = outcome_of("MODIFIED", _pod("Unknown"))
+
+    assert outcome.state == "unknown"
+    assert "phase Unknown" in outcome.message
+
+
+def test_a_pod_its_provider_failed_to_start_fails_at_once() -> None:
+    outcome = outcome_of("MODIFIED", _pod("Pending", reason="ProviderFailed", message="no capacity"))
+
+    assert (outcome.state, outcome.fatal) == ("pending", True)
+    assert outcome.message == "pod work/p-1 cannot start: ProviderFailed: no capacity"
