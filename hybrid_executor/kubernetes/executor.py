@@ -38,6 +38,7 @@ from hybrid_executor.kubernetes.podstate import PodOutcome, outcome_of
 from hybrid_executor.kubernetes.readoption import PendingAdoptions
 from hybrid_executor.kubernetes.tracking import PodTable, TrackedPod
 from hybrid_executor.kubernetes.watcher import PodEvent, PodWatcher
+from hybrid_executor.kubernetes.workload_token import launch_deadline
 
 if TYPE_CHECKING:
     from airflow.executors import workloads
@@ -153,7 +154,13 @@ class KubernetesPodExecutor(BaseExecutor):
                 continue
             pod = self._table.follow(TrackedPod(key, namespace, name, queueing, launching=True))
             self._launcher.submit(
-                LaunchRequest(key, functools.partial(self._build_pod, workload), pod_name=name, namespace=namespace)
+                LaunchRequest(
+                    key,
+                    functools.partial(self._build_pod, workload),
+                    pod_name=name,
+                    namespace=namespace,
+                    deadline=launch_deadline(workload.token),
+                )
             )
             self.log.debug("Task %s: launching pod %s/%s", key, pod.namespace, pod.name)
 
@@ -327,6 +334,8 @@ class KubernetesPodExecutor(BaseExecutor):
         would hold its quota, and could yet start and run a task already reported failed.
         """
         pod.finished = True
+        if self._launcher is not None:
+            self._launcher.quota_freed(pod.namespace)  # an ended pod no longer counts against the quota
         if outcome.state == "success":
             if pod.current:
                 self.success(pod.key, f"{pod.namespace}/{pod.name}")

@@ -43,14 +43,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
+from tenacity.stop import stop_base
 
 from hybrid_executor.kubernetes.api import KubeApi
 from hybrid_executor.kubernetes.errors import ApiErrorKind, KubeApiError, RefusalKind, classify, is_retryable
-from hybrid_executor.kubernetes.pacing import RateLimiter, wait_retry_after
+from hybrid_executor.kubernetes.interrupts import Interrupt, QuotaWaits
+from hybrid_executor.kubernetes.launches import LaunchRequest, LaunchResult
+from hybrid_executor.kubernetes.pacing import RateLimiter, stop_at, wait_retry_after, waits_for_quota
 from hybrid_executor.kubernetes.pods import PodBuildError
 
 if TYPE_CHECKING:
-    from airflow.models.taskinstancekey import TaskInstanceKey
     from kubernetes.client import V1Pod
 
 log = logging.getLogger(__name__)
@@ -62,87 +64,12 @@ _OPERATOR_REFUSALS = frozenset({RefusalKind.RBAC, RefusalKind.SERVICE_ACCOUNT_MI
 # answers 429 with Retry-After: 1, so this is only for proxies that leave it out).
 DEFAULT_THROTTLE_PAUSE = 1.0
 
-
-@dataclass(frozen=True)
-class LaunchRequest:
-    """A pod to create for ``key``: the pod itself, or how to build it.
-
-    Building a worker pod (template, pod_override merge, mutation hook) costs milliseconds; a
-    builder runs on a launcher thread so the scheduler's thread never pays it. A builder needs
-    ``pod_name`` and ``namespace`` up front (the pod's name is derived from the task key and the
-    queueing anyway). The launch is known by ``pod_name``.
-    """
-
-    key: TaskInstanceKey
-    pod: V1Pod | Callable[[], V1Pod]  # with metadata.name and metadata.namespace set
-    pod_name: str = ""
-    namespace: str = ""
-
-
-@dataclass(frozen=True)
-class LaunchResult:
-    """How a launch ended.
-
-    ``ok``: the pod exists (created, or it already existed: an earlier attempt of this launch).
-    ``uid``: the uid of the pod this launch's last attempt created (None if it answered 409 or
-    created nothing); a pod of this name with another uid is not the one this attempt made.
-    ``cancelled``: :meth:`PodLauncher.cancel` (or ``stop``) came before the result. With ``ok``
-    True the create was already on its way when the cancel came.
-    ``error``: why it failed, with the API's own message, for the task's event log.
-    ``attempts``: how many create requests were sent.
-    """
-
-    key: TaskInstanceKey
-    ok: bool
-    pod_name: str
-    namespace: str
-    error: str | None
-    attempts: int
-    cancelled: bool = False
-    uid: str | None = None
-    gave_up: bool = False  # retryable errors until the budget ran out: an attempt may have been stored
+# The longest backoff between creates refused for a full quota (pods ending wake them sooner).
+QUOTA_BACKOFF_MAX = 5.0
 
 
 class _Interrupted(Exception):
     """The key was cancelled, or the launcher is stopping: stop waiting, send nothing more."""
-
-
-_INTERRUPT_LOCK = threading.Lock()
-
-
-class _Interrupt:
-    """A job's "stop waiting" flag: a :class:`threading.Event` made only once a worker waits on it.
-
-    :meth:`PodLauncher.submit` runs on the scheduler's thread, once per task; an Event (a Condition
-    and its lock) made there cost about a tenth of a heartbeat's time in
-    ``benchmarks/executor_kubernetes.py``. Most jobs never wait, so most never need one.
-    """
-
-    __slots__ = ("_event", "_set")
-
-    def __init__(self) -> None:
-        self._set = False
-        self._event: threading.Event | None = None
-
-    def set(self) -> None:
-        with _INTERRUPT_LOCK:
-            self._set = True
-            event = self._event
-        if event is not None:
-            event.set()
-
-    def is_set(self) -> bool:
-        return self._set
-
-    def wait(self, timeout: float) -> bool:
-        """Wait until set or ``timeout`` seconds have passed; True if set."""
-        with _INTERRUPT_LOCK:
-            if self._set:
-                return True
-            if self._event is None:
-                self._event = threading.Event()
-            event = self._event
-        return event.wait(timeout)
 
 
 @dataclass(eq=False)
@@ -150,11 +77,16 @@ class _Job:
     request: LaunchRequest
     pod_name: str
     namespace: str
-    interrupt: _Interrupt = field(default_factory=_Interrupt)  # set by cancel() and stop()
+    interrupt: Interrupt = field(default_factory=Interrupt)  # set by cancel() and stop(); nudged by quota_freed()
     cancelled: bool = False
     attempts: int = 0
     pod: V1Pod | None = None  # once built
     uid: str | None = None  # of the pod the last attempt created
+    last_error: KubeApiError | None = None  # of the last failed attempt, while retrying
+
+
+class _Expired(Exception):
+    """The launch's deadline passed: a pod created now could not run its task."""
 
 
 class PodLauncher:
@@ -162,8 +94,10 @@ class PodLauncher:
 
     ``retry_timeout`` is each task's budget for retrying, from its first attempt (time spent queued
     behind other tasks does not count); the last attempt may end up to one backoff later.
-    ``backoff_multiplier`` and ``backoff_max`` shape the waits between attempts: the n-th wait is
-    drawn uniformly from [0, min(backoff_max, backoff_multiplier * 2**(n-1))] seconds, and is never
+    ``backoff_multiplier``, ``backoff_min`` and ``backoff_max`` shape the waits between attempts: the
+    n-th wait is drawn uniformly from [backoff_min, min(backoff_max, backoff_multiplier * 2**(n-1))]
+    seconds (``quota_backoff_max`` instead of ``backoff_max`` after a full quota's refusal, which a pod
+    ending in the namespace also cuts short: :meth:`quota_freed`), and is never
     shorter than the error's Retry-After. ``clock`` drives the rate limit and the 429 pause (the
     budget is measured by tenacity, on ``time.monotonic``).
     """
@@ -179,6 +113,8 @@ class PodLauncher:
         *,
         backoff_multiplier: float = 0.5,
         backoff_max: float = 30.0,
+        backoff_min: float = 0.0,
+        quota_backoff_max: float = QUOTA_BACKOFF_MAX,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
@@ -186,7 +122,15 @@ class PodLauncher:
         self._concurrency = concurrency
         self._retry_timeout = retry_timeout
         self._clock = clock
-        self._wait = wait_retry_after(wait_random_exponential(multiplier=backoff_multiplier, max=backoff_max))
+        self._wait = wait_retry_after(
+            wait_random_exponential(multiplier=backoff_multiplier, max=backoff_max, min=backoff_min)
+        )
+        # A full quota also wakes its waiters when a pod of the namespace ends (quota_freed): the backoff
+        # is only for room freed by pods this executor does not follow, so it stays short.
+        self._quota_wait = wait_retry_after(
+            wait_random_exponential(multiplier=backoff_multiplier, max=quota_backoff_max, min=backoff_min)
+        )
+        self._quota_waits = QuotaWaits()
         self.limiter = RateLimiter(qps, burst, clock)
         self._lock = threading.Lock()
         self._pending: dict[str, _Job] = {}  # by pod name: one launch per queueing
@@ -231,6 +175,10 @@ class PodLauncher:
                 return
             job.cancelled = True
         job.interrupt.set()
+
+    def quota_freed(self, namespace: str, pods: int = 1) -> None:
+        """``pods`` pods of ``namespace`` ended: launches waiting for its quota try again now."""
+        self._quota_waits.freed(namespace, pods)
 
     def results(self) -> list[LaunchResult]:
         """Every result that came since the last call."""
@@ -305,9 +253,13 @@ class PodLauncher:
             except PodBuildError as error:
                 log.error("Pod for %s could not be built: %s", job.request.key, error)
                 return self._result(job, ok=False, error=f"pod could not be built: {error}")
+        stop: stop_base = stop_after_delay(self._retry_timeout)
+        deadline = stop_at(job.request.deadline, self._clock) if job.request.deadline is not None else None
+        if deadline is not None:
+            stop = stop | deadline
         retrying = Retrying(
-            stop=stop_after_delay(self._retry_timeout),
-            wait=self._wait,
+            stop=stop,
+            wait=self._backoff,
             retry=retry_if_exception(is_retryable),
             sleep=lambda seconds: self._sleep(job, seconds),
             before_sleep=lambda state: self._log_retry(job, state),
@@ -318,18 +270,17 @@ class PodLauncher:
             created = retrying(self._attempt, job)
         except _Interrupted:
             return self._abandoned(job)
-        except KubeApiError as error:
-            if error.kind is ApiErrorKind.RETRYABLE:
-                elapsed = self._clock() - started
-                message = (
-                    f"gave up creating the pod after {job.attempts} attempts in {elapsed:.1f}s "
-                    f"(retry budget {self._retry_timeout:g}s); last error: {error}"
-                )
-            else:
-                message = str(error)
-            log.error("Pod %s in %s for %s was not created: %s", job.pod_name, job.namespace, job.request.key, message)
-            result = self._result(job, ok=False, error=message)
-            return dataclasses.replace(result, gave_up=error.kind is ApiErrorKind.RETRYABLE)
+        except (_Expired, KubeApiError) as error:
+            if isinstance(error, KubeApiError) and not (deadline is not None and deadline.fired):
+                return self._failed(job, error, started)
+            last_error = error if isinstance(error, KubeApiError) else job.last_error
+            last = f"; last error: {last_error}" if last_error is not None else ""
+            message = (
+                f"not created: its workload's token expires before the pod could run the task (the scheduler "
+                f"gives it [scheduler] task_queued_timeout from queueing; {job.attempts} attempts){last}"
+            )
+            log.error("Pod %s in %s for %s was %s", job.pod_name, job.namespace, job.request.key, message)
+            return dataclasses.replace(self._result(job, ok=False, error=f"pod {message}"), gave_up=job.attempts > 0)
         if created:
             log.info(
                 "Created pod %s in %s for %s (attempt %d)", job.pod_name, job.namespace, job.request.key, job.attempts
@@ -342,6 +293,19 @@ class PodLauncher:
                 job.request.key,
             )
         return self._result(job, ok=True, error=None)
+
+    def _failed(self, job: _Job, error: KubeApiError, started: float) -> LaunchResult:
+        if error.kind is ApiErrorKind.RETRYABLE:
+            elapsed = self._clock() - started
+            message = (
+                f"gave up creating the pod after {job.attempts} attempts in {elapsed:.1f}s "
+                f"(retry budget {self._retry_timeout:g}s); last error: {error}"
+            )
+        else:
+            message = str(error)
+        log.error("Pod %s in %s for %s was not created: %s", job.pod_name, job.namespace, job.request.key, message)
+        result = self._result(job, ok=False, error=message)
+        return dataclasses.replace(result, gave_up=error.kind is ApiErrorKind.RETRYABLE)
 
     @staticmethod
     def _build(job: _Job) -> V1Pod:
@@ -356,6 +320,8 @@ class PodLauncher:
         """One create request, when the rate limit allows; True if created, False if it already existed."""
         if job.interrupt.is_set() or not self.limiter.acquire(job.interrupt.wait) or job.interrupt.is_set():
             raise _Interrupted
+        if job.request.deadline is not None and self._clock() >= job.request.deadline:
+            raise _Expired
         job.attempts += 1
         try:
             assert job.pod is not None
@@ -373,8 +339,18 @@ class PodLauncher:
         return True
 
     def _sleep(self, job: _Job, seconds: float) -> None:
-        if job.interrupt.wait(seconds):
+        if waits_for_quota(job.last_error):
+            interrupted = self._quota_waits.wait(job.namespace, job.interrupt, seconds)
+        else:
+            interrupted = job.interrupt.wait(seconds)
+        if interrupted:
             raise _Interrupted
+
+    def _backoff(self, state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome is not None else None
+        if isinstance(error, KubeApiError) and waits_for_quota(error):
+            return self._quota_wait(state)
+        return self._wait(state)
 
     def _warn_operator(self, job: _Job, error: KubeApiError) -> None:
         """An RBAC or ServiceAccount refusal: one warning with the fix, not one per task and retry."""
@@ -403,6 +379,7 @@ class PodLauncher:
     def _log_retry(self, job: _Job, state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome is not None else None
         if isinstance(error, KubeApiError):
+            job.last_error = error
             self._warn_operator(job, error)
         log.warning(
             "Creating pod %s in %s for %s failed (attempt %d): %s; next attempt in %.2fs",

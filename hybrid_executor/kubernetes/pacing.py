@@ -11,9 +11,10 @@ import time
 from collections.abc import Callable
 
 from tenacity import RetryCallState
+from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
-from hybrid_executor.kubernetes.errors import KubeApiError
+from hybrid_executor.kubernetes.errors import KubeApiError, RefusalKind
 
 
 class RateLimiter:
@@ -85,4 +86,22 @@ class wait_retry_after(wait_base):
         return wait
 
 
-__all__ = ["RateLimiter", "wait_retry_after"]
+def waits_for_quota(error: KubeApiError | None) -> bool:
+    """Whether ``error`` refused a create for a full quota: pods that end make room."""
+    return error is not None and error.refusal is not None and error.refusal.kind is RefusalKind.QUOTA_FULL
+
+
+class stop_at(stop_base):
+    """Stop when the next attempt would come after ``deadline``: nothing may be created after it."""
+
+    def __init__(self, deadline: float, clock: Callable[[], float]) -> None:
+        self.deadline = deadline
+        self.clock = clock
+        self.fired = False  # it, not another stop, ended the retries
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        self.fired = self.clock() + retry_state.upcoming_sleep >= self.deadline
+        return self.fired
+
+
+__all__ = ["RateLimiter", "stop_at", "wait_retry_after", "waits_for_quota"]

@@ -109,7 +109,7 @@ def test_a_full_quota_is_retried_until_running_pods_free_it(
         namespace, {"metadata": {"name": "two-pods"}, "spec": {"hard": {"pods": "2"}}}
     )
     for number in range(2):
-        container = {"name": "filler", "image": "busybox:1", "command": ["sleep", "2"]}
+        container = {"name": "filler", "image": "busybox:1", "command": ["sleep", "300"]}
         core.create_namespaced_pod(
             namespace,
             {"metadata": {"name": f"filler-{number}"}, "spec": {"restartPolicy": "Never", "containers": [container]}},
@@ -124,12 +124,13 @@ def test_a_full_quota_is_retried_until_running_pods_free_it(
     creates = requests_of(kube_api, "create")
 
     queue_all(executor, tasks)
-    events = wait_for_final(executor, {t.key for t in tasks})
+    # Refused (403 exceeded quota) while the fillers run, created once one of them is gone.
+    heartbeat_until(executor, lambda: requests_of(kube_api, "create") - creates >= 2, what="a refused create")
+    assert not pod_history.names() - {"filler-0", "filler-1"}
+    core.delete_namespaced_pod("filler-0", namespace, grace_period_seconds=0)
+    events = wait_for_final(executor, {t.key for t in tasks}, timeout=60)
 
     assert events[tasks[0].key].state == TaskInstanceState.SUCCESS
-    # Refused (403 exceeded quota) while the fillers ran, created once they ended.
-    assert requests_of(kube_api, "create") - creates > 1
-    assert events[tasks[0].key].seconds >= 1.0
     assert_one_pod_each(pod_history, tasks)
     assert not event_log(executor)  # a retried quota error is no failure of the task
 
@@ -575,6 +576,30 @@ def test_a_pod_whose_node_stops_reporting_is_said_to_be_unknown_and_followed_to_
     )
     events = wait_for_final(executor, {tasks[0].key})  # the node reports again: the pod ends as it does
     assert events[tasks[0].key].state == TaskInstanceState.SUCCESS
+
+
+def test_no_pod_is_created_for_a_workload_whose_token_expires_before_the_pod_could_run(
+    executors: Executors,
+    kube_route: str,
+    queue_run: Callable[..., list[Any]],
+    pod_history: PodHistory,
+) -> None:
+    import jwt
+    from airflow.utils.state import TaskInstanceState
+
+    executor = executors.start()
+    tasks = {t.ti.task_id: t for t in queue_run(kube_route, executor, ["ok", "ok_b"])}
+    # Queued long ago: its token (valid [scheduler] task_queued_timeout from queueing) is about to expire.
+    stale = tasks["ok_b"].workload
+    stale.token = jwt.encode({"sub": str(stale.ti.id), "exp": int(time.time()) + 20}, "not-the-real-key")
+
+    queue_all(executor, list(tasks.values()))
+    events = wait_for_final(executor, {t.key for t in tasks.values()})
+
+    assert events[tasks["ok"].key].state == TaskInstanceState.SUCCESS
+    assert events[tasks["ok_b"].key].state == TaskInstanceState.FAILED
+    assert "its workload's token expires before the pod could run the task" in event_log(executor)["ok_b"]
+    assert pod_history.names() == {tasks["ok"].pod_name}
 
 
 # --- 8. cleanup policy --------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ Every pod carries a JWT-like token in its args; no log line or result may show i
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -576,3 +577,45 @@ def test_logs_name_the_task_and_pod_but_never_the_pod_itself(
     assert 'Invalid value: "Base"' in caplog.text
     assert "execute_workload" not in caplog.text
     # SECRET is checked by the autouse fixture
+
+
+def test_a_launch_waiting_for_a_full_quota_tries_again_as_soon_as_a_pod_there_ends(
+    kube: LocalKubeAPI, api: KubeApi, make_launcher: Callable[..., PodLauncher]
+) -> None:
+    api.core.create_namespaced_resource_quota(NS, {"metadata": {"name": "one-pod"}, "spec": {"hard": {"pods": "1"}}})
+    api.core.create_namespaced_pod(NS, {"metadata": {"name": "running"}, "spec": request(0).pod.spec})
+    # Backoffs of 5 minutes or more: only the wake-up can bring the second attempt within the test.
+    launcher = make_launcher(retry_timeout=900, backoff_min=300, backoff_max=600, quota_backoff_max=600)
+
+    before = creates(kube)
+    launcher.submit(request(1))
+    launcher.submit(request(2))
+    wait_until(lambda: creates(kube) - before >= 2)  # both refused: 403 exceeded quota
+    api.delete_pod(NS, "running")
+    launcher.quota_freed(NS)  # what the executor says when it sees a pod of the namespace end
+    [result] = collect(launcher, 1, timeout=30)
+
+    assert result.ok
+    assert result.attempts == 2
+    assert creates(kube) - before == 3  # one woken per pod that ended: the other still waits
+    launcher.cancel(name(1) if result.pod_name == name(2) else name(2))
+
+
+def test_no_pod_is_created_after_its_launch_deadline(
+    kube: LocalKubeAPI, make_launcher: Callable[..., PodLauncher]
+) -> None:
+    kube.faults.add("create", "pods", status=503, message="etcdserver: leader changed")
+    launcher = make_launcher(retry_timeout=60)
+
+    launcher.submit(dataclasses.replace(request(1), deadline=time.monotonic() + 0.5))
+    launcher.submit(dataclasses.replace(request(2), deadline=time.monotonic() - 1))  # already past
+    results = {r.pod_name: r for r in collect(launcher, 2)}
+
+    retried, late = results[name(1)], results[name(2)]
+    assert not retried.ok
+    assert retried.attempts >= 2
+    assert retried.error is not None
+    assert retried.error.startswith("pod not created: its workload's token expires before the pod could run")
+    assert retried.error.endswith("last error: etcdserver: leader changed (HTTP 503 ServiceUnavailable)")
+    assert (late.ok, late.attempts) == (False, 0)
+    assert creates(kube) == retried.attempts

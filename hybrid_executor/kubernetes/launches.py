@@ -1,0 +1,57 @@
+"""What the pod launcher is asked (:class:`LaunchRequest`) and what it answers (:class:`LaunchResult`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from airflow.models.taskinstancekey import TaskInstanceKey
+    from kubernetes.client import V1Pod
+
+
+@dataclass(frozen=True)
+class LaunchRequest:
+    """A pod to create for ``key``: the pod itself, or how to build it.
+
+    Building a worker pod (template, pod_override merge, mutation hook) costs milliseconds; a
+    builder runs on a launcher thread so the scheduler's thread never pays it. A builder needs
+    ``pod_name`` and ``namespace`` up front (the pod's name is derived from the task key and the
+    queueing anyway). The launch is known by ``pod_name``.
+    """
+
+    key: TaskInstanceKey
+    pod: V1Pod | Callable[[], V1Pod]  # with metadata.name and metadata.namespace set
+    pod_name: str = ""
+    namespace: str = ""
+    # On the launcher's clock: no create is sent after it (the workload's token would expire before
+    # the pod could run its task; see workload_token.launch_deadline).
+    deadline: float | None = None
+
+
+@dataclass(frozen=True)
+class LaunchResult:
+    """How a launch ended.
+
+    ``ok``: the pod exists (created, or it already existed: an earlier attempt of this launch).
+    ``uid``: the uid of the pod this launch's last attempt created (None if it answered 409 or
+    created nothing); a pod of this name with another uid is not the one this attempt made.
+    ``cancelled``: :meth:`PodLauncher.cancel` (or ``stop``) came before the result. With ``ok``
+    True the create was already on its way when the cancel came.
+    ``error``: why it failed, with the API's own message, for the task's event log.
+    ``attempts``: how many create requests were sent.
+    """
+
+    key: TaskInstanceKey
+    ok: bool
+    pod_name: str
+    namespace: str
+    error: str | None
+    attempts: int
+    cancelled: bool = False
+    uid: str | None = None
+    gave_up: bool = False  # retryable errors until the budget ran out: an attempt may have been stored
+
+
+__all__ = ["LaunchRequest", "LaunchResult"]
