@@ -36,6 +36,7 @@ from hybrid_executor.kubernetes.pods import (
 )
 from hybrid_executor.kubernetes.podstate import PodOutcome, outcome_of
 from hybrid_executor.kubernetes.readoption import PendingAdoptions
+from hybrid_executor.kubernetes.staleness import still_queued
 from hybrid_executor.kubernetes.tracking import PodTable, TrackedPod
 from hybrid_executor.kubernetes.watcher import PodEvent, PodWatcher
 from hybrid_executor.kubernetes.workload_token import launch_deadline
@@ -160,6 +161,7 @@ class KubernetesPodExecutor(BaseExecutor):
                     pod_name=name,
                     namespace=namespace,
                     deadline=launch_deadline(workload.token),
+                    still_wanted=functools.partial(still_queued, key, queueing),
                 )
             )
             self.log.debug("Task %s: launching pod %s/%s", key, pod.namespace, pod.name)
@@ -218,6 +220,8 @@ class KubernetesPodExecutor(BaseExecutor):
         pod.namespace = result.namespace  # a pod_override may have moved it to another watched namespace
         if result.ok:
             self._on_created(pod, result)
+        elif result.stale:
+            self._on_stale(pod, result)
         elif not result.cancelled:
             self._on_launch_failed(pod, result)
         if pod.revoked or pod.finished:
@@ -242,6 +246,15 @@ class KubernetesPodExecutor(BaseExecutor):
             self._delete_pod(pod.namespace, pod.name)  # 409: the pod an earlier attempt stored
         elif pod.uid is None and result.uid is not None:
             pod.uid = result.uid
+
+    def _on_stale(self, pod: TrackedPod, result: LaunchResult) -> None:
+        """The task instance moved on without this executor being told: nothing to report, it is forgotten."""
+        if result.gave_up:
+            self._delete_pod(pod.namespace, pod.name)  # a create whose answer was lost may have been stored
+        if pod.current and not pod.finished and not pod.revoked:
+            self.running.discard(pod.key)
+        pod.finished = True
+        self._table.forget(pod)
 
     def _on_launch_failed(self, pod: TrackedPod, result: LaunchResult) -> None:
         if pod.uid is not None:

@@ -51,6 +51,7 @@ from hybrid_executor.kubernetes.interrupts import Interrupt, QuotaWaits
 from hybrid_executor.kubernetes.launches import LaunchRequest, LaunchResult
 from hybrid_executor.kubernetes.pacing import RateLimiter, stop_at, wait_retry_after, waits_for_quota
 from hybrid_executor.kubernetes.pods import PodBuildError
+from hybrid_executor.kubernetes.staleness import FRESH_FOR
 
 if TYPE_CHECKING:
     from kubernetes.client import V1Pod
@@ -83,6 +84,11 @@ class _Job:
     pod: V1Pod | None = None  # once built
     uid: str | None = None  # of the pod the last attempt created
     last_error: KubeApiError | None = None  # of the last failed attempt, while retrying
+    submitted: float = 0.0  # on the launcher's clock
+
+
+class _Stale(Exception):
+    """The task instance is no longer queued for this launch's queueing: nothing may be created."""
 
 
 class _Expired(Exception):
@@ -157,6 +163,7 @@ class PodLauncher:
             job = _Job(request, pod_name=request.pod_name, namespace=request.namespace)
         else:
             job = _Job(request, request.pod.metadata.name, request.pod.metadata.namespace, pod=request.pod)
+        job.submitted = self._clock()
         with self._lock:
             if job.pod_name in self._pending:
                 log.warning("Pod %s for %s is already being launched; not queued again", job.pod_name, request.key)
@@ -270,6 +277,15 @@ class PodLauncher:
             created = retrying(self._attempt, job)
         except _Interrupted:
             return self._abandoned(job)
+        except _Stale:
+            log.info(
+                "Pod %s in %s for %s not created: the task instance is no longer queued for it",
+                job.pod_name,
+                job.namespace,
+                job.request.key,
+            )
+            result = self._result(job, ok=False, error="the task instance is no longer queued", cancelled=True)
+            return dataclasses.replace(result, stale=True, gave_up=job.attempts > 0)
         except (_Expired, KubeApiError) as error:
             if isinstance(error, KubeApiError) and not (deadline is not None and deadline.fired):
                 return self._failed(job, error, started)
@@ -322,6 +338,9 @@ class PodLauncher:
             raise _Interrupted
         if job.request.deadline is not None and self._clock() >= job.request.deadline:
             raise _Expired
+        wanted = job.request.still_wanted
+        if wanted is not None and (job.attempts or self._clock() - job.submitted > FRESH_FOR) and not wanted():
+            raise _Stale
         job.attempts += 1
         try:
             assert job.pod is not None

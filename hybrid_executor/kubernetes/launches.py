@@ -28,6 +28,9 @@ class LaunchRequest:
     # On the launcher's clock: no create is sent after it (the workload's token would expire before
     # the pod could run its task; see workload_token.launch_deadline).
     deadline: float | None = None
+    # Asked before a retry, or a first attempt long after submit: False means the task moved on
+    # (see staleness.still_queued), and nothing is created.
+    still_wanted: Callable[[], bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,7 @@ class LaunchResult:
     cancelled: bool = False
     uid: str | None = None
     gave_up: bool = False  # retryable errors until the budget ran out: an attempt may have been stored
+    stale: bool = False  # with cancelled: the task instance moved on (no longer queued for this queueing)
 
 
 __all__ = ["LaunchRequest", "LaunchResult"]

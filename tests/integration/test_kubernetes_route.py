@@ -602,6 +602,37 @@ def test_no_pod_is_created_for_a_workload_whose_token_expires_before_the_pod_cou
     assert pod_history.names() == {tasks["ok"].pod_name}
 
 
+def test_a_task_marked_done_while_its_create_is_retried_never_gets_a_pod(
+    executors: Executors,
+    kube_route: str,
+    queue_run: Callable[..., list[Any]],
+    kube_api: LocalKubeAPI,
+    namespace: str,
+    pod_history: PodHistory,
+) -> None:
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from airflow.utils.state import TaskInstanceState
+    from sqlalchemy import update
+
+    executor = executors.start()
+    tasks = queue_run(kube_route, executor, ["ok"])
+    outage = kube_api.faults.add("create", "pods", pods_path(namespace), status=503)
+    queue_all(executor, tasks)
+    heartbeat_until(executor, lambda: outage.hits >= 2, what="a retried create")
+
+    # Someone marks the task success in the UI: the executor is not told.
+    ti = tasks[0].ti
+    with create_session() as session:
+        session.execute(update(TaskInstance).where(TaskInstance.id == ti.id).values(state=TaskInstanceState.SUCCESS))
+    kube_api.faults.remove(outage)
+    heartbeat_until(executor, lambda: tasks[0].key not in executor.running, timeout=60, what="the task to be dropped")
+
+    assert not pod_history.names()
+    assert not executor.get_event_buffer()  # nothing to report: Airflow has moved on
+    assert not executor.kubernetes_executor._table.by_name
+
+
 # --- 8. cleanup policy --------------------------------------------------------------------------------
 
 
