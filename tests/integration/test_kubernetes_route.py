@@ -9,8 +9,10 @@ record of every pod it ever created (a store listener), not on what is left at t
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -631,6 +633,37 @@ def test_a_task_marked_done_while_its_create_is_retried_never_gets_a_pod(
     assert not pod_history.names()
     assert not executor.get_event_buffer()  # nothing to report: Airflow has moved on
     assert not executor.kubernetes_executor._table.by_name
+
+
+def test_an_api_that_is_down_when_the_scheduler_starts_fails_only_its_pod_tasks(
+    executors: Executors,
+    executor_config: Callable[..., None],
+    kube_route: str,
+    queue_run: Callable[..., list[Any]],
+    tmp_path: Path,
+) -> None:
+    from airflow.utils.state import TaskInstanceState
+
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]  # closed once the block ends: nothing listens there
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: down\n"
+        f"clusters: [{{name: down, cluster: {{server: 'http://127.0.0.1:{port}'}}}}]\n"
+        "users: [{name: down, user: {}}]\ncontexts: [{name: down, context: {cluster: down, user: down}}]\n"
+    )
+    executor_config("kubernetes_executor", "config_file", str(kubeconfig))
+
+    executor = executors.start(pod_creation_retry_timeout="2")  # raises nothing: the watchers retry
+
+    assert executor.celery_executor.bulk_state_fetcher is not None  # the Celery route started
+    tasks = queue_run(kube_route, executor, ["ok"])
+    queue_all(executor, tasks)
+    events = wait_for_final(executor, {tasks[0].key})
+    assert events[tasks[0].key].state == TaskInstanceState.FAILED
+    assert "gave up creating the pod after" in event_log(executor)["ok"]
+    assert "Connection refused" in event_log(executor)["ok"]
 
 
 # --- 8. cleanup policy --------------------------------------------------------------------------------
