@@ -30,6 +30,11 @@ class _Settings:
     verify_ssl = True
     ssl_ca_cert = None
     pod_creation_concurrency = 16
+    enable_tcp_keepalive = True
+    tcp_keep_idle, tcp_keep_intvl, tcp_keep_cnt = 120, 30, 6
+    kube_client_request_args: dict[str, Any] = {}
+    delete_option_kwargs: dict[str, Any] = {}
+    client_factory = None
 
     def __init__(self, config_file: str) -> None:
         self.config_file = config_file

@@ -20,6 +20,7 @@ from hybrid_executor.kubernetes.executor import KubernetesPodExecutor
 from hybrid_executor.routing import Route, route_for_queue
 from hybrid_executor.settings import HybridSettings, SettingsError, load_kubernetes_queues, load_settings
 from hybrid_executor.slots import fair_shares
+from hybrid_executor.stock_options import warn_about_stock_options
 
 log = logging.getLogger(__name__)  # std logging, as the launcher's: what Airflow's handlers and caplog see
 
@@ -175,6 +176,7 @@ class HybridExecutor(BaseExecutor):
         if self.settings_error is not None:
             raise self.settings_error
         self._warn_about_route_caps()
+        warn_about_stock_options(self.conf)
         for child in self._children:
             child.start()
 

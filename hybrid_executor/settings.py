@@ -26,15 +26,22 @@ The syntax of ``kubernetes_queues`` is described in :mod:`hybrid_executor.routin
 from __future__ import annotations
 
 import difflib
+import json
 import logging
 import math
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, Protocol
 
+from hybrid_executor.kubernetes.requestoptions import (
+    OptionValueError,
+    check_delete_options,
+    check_request_args,
+    import_callable,
+)
 from hybrid_executor.routing import (
     QueueProfile,
     SettingsError,
@@ -91,9 +98,19 @@ class Option:
     ge: float | None = None
     gt: float | None = None
     version_added: str = "0.1.0"
+    # An empty value is a value (e.g. "no reasons"), not "unset": for options whose stock default is not empty.
+    empty_allowed: bool = False
 
 
 _KE = "kubernetes_executor"
+# The stock default of [kubernetes_executor] worker_pod_pending_fatal_container_state_reasons.
+STOCK_FATAL_REASONS = (
+    "CreateContainerConfigError",
+    "ErrImagePull",
+    "CreateContainerError",
+    "ImageInspectError",
+    "InvalidImageName",
+)
 
 _OPTIONS = (
     Option(
@@ -160,6 +177,27 @@ _OPTIONS = (
         fallback=(_KE, "namespace"),
     ),
     Option(
+        "multi_namespace_mode",
+        "boolean",
+        "False",
+        "Let pods run in namespaces beyond the executor-wide and the queues' ones: those of "
+        "multi_namespace_mode_namespace_list, or, when that is empty, any namespace (one cluster-wide watch, "
+        "which needs a ClusterRole: docs/real-cluster.md). A pod_override may then put a pod in any of them.",
+        "True or False",
+        "True",
+        fallback=(_KE, "multi_namespace_mode"),
+    ),
+    Option(
+        "multi_namespace_mode_namespace_list",
+        "string",
+        None,
+        "With multi_namespace_mode: the namespaces, separated by commas, watched besides the executor-wide "
+        "and the queues' ones (one watch each; a Role in each is enough). Empty: all namespaces.",
+        "namespace names separated by commas",
+        "airflow-a, airflow-b",
+        fallback=(_KE, "multi_namespace_mode_namespace_list"),
+    ),
+    Option(
         "pod_template_file",
         "string",
         None,
@@ -209,15 +247,38 @@ _OPTIONS = (
         fallback=(_KE, "delete_worker_pods_on_failure"),
     ),
     Option(
+        "delete_option_kwargs",
+        "string",
+        None,
+        "Keyword arguments of the kubernetes client's V1DeleteOptions, as a JSON object, sent with every "
+        "pod deletion (with the pod's uid as a precondition), e.g. grace_period_seconds or propagation_policy.",
+        "a JSON object of V1DeleteOptions arguments",
+        '{"grace_period_seconds": 10}',
+        fallback=(_KE, "delete_option_kwargs"),
+    ),
+    Option(
         "worker_pods_pending_timeout",
         "float",
-        "300",
-        "Seconds a pod may stay Pending (image pull, scheduling) before its task fails with the reason. "
-        "Airflow 3 no longer defines the stock option; it is still read when a configuration carries it.",
+        None,
+        "Seconds a pod may stay Pending (scheduling, image pull) before its task fails with the reason. "
+        "Unset: no limit of the executor's own, as with the stock executor of Airflow 3: [scheduler] "
+        "task_queued_timeout requeues, then fails, a task whose pod has not started. Set it shorter than "
+        "task_queued_timeout to fail such a task sooner, with the pod's reason.",
         "a positive number of seconds",
-        "300",
-        fallback=(_KE, "worker_pods_pending_timeout"),
+        "900",
         gt=0,
+    ),
+    Option(
+        "worker_pod_pending_fatal_container_state_reasons",
+        "string",
+        ",".join(STOCK_FATAL_REASONS),
+        "Waiting reasons of a Pending pod's init or worker container that fail its task at once (and "
+        "delete the pod), separated by commas. Empty: none, every pending pod waits. (ErrImagePull "
+        "'pull QPS exceeded' is never fatal, as with the stock executor.)",
+        "container waiting reasons separated by commas, or nothing",
+        "ErrImagePull,InvalidImageName",
+        fallback=(_KE, "worker_pod_pending_fatal_container_state_reasons"),
+        empty_allowed=True,
     ),
     Option(
         "in_cluster",
@@ -248,6 +309,17 @@ _OPTIONS = (
         fallback=(_KE, "cluster_context"),
     ),
     Option(
+        "client_factory",
+        "string",
+        None,
+        "The import path of a zero-argument callable returning the kubernetes.client.CoreV1Api to use, for "
+        "deployments that make their own credentials. It replaces the client built from in_cluster, "
+        "config_file, cluster_context, verify_ssl, ssl_ca_cert and the TCP keepalive options.",
+        "the import path of a callable, module.name",
+        "my_company.kubernetes.build_client",
+        fallback=(_KE, "client_factory"),
+    ),
+    Option(
         "verify_ssl",
         "boolean",
         "True",
@@ -264,6 +336,57 @@ _OPTIONS = (
         "the path of a PEM file",
         "/etc/ssl/certs/kube-ca.pem",
         fallback=(_KE, "ssl_ca_cert"),
+    ),
+    Option(
+        "kube_client_request_args",
+        "string",
+        None,
+        "Arguments of every Kubernetes API call, as a JSON object; the executor applies _request_timeout "
+        "(seconds, or [connect, read]; a watch takes only its connect part, its read bound is "
+        "watch_timeout_seconds). Unset: 10 s to connect, 60 s to read.",
+        'a JSON object with _request_timeout, e.g. {"_request_timeout": [10, 60]}',
+        '{"_request_timeout": [10, 60]}',
+        fallback=(_KE, "kube_client_request_args"),
+    ),
+    Option(
+        "enable_tcp_keepalive",
+        "boolean",
+        "True",
+        "TCP keepalive on the connections to the Kubernetes API (this executor's only), so a connection a "
+        "load balancer or NAT dropped while idle is noticed instead of hanging a watch.",
+        "True or False",
+        "True",
+        fallback=(_KE, "enable_tcp_keepalive"),
+    ),
+    Option(
+        "tcp_keep_idle",
+        "integer",
+        "120",
+        "Seconds a connection is idle before the first keepalive probe (with enable_tcp_keepalive).",
+        "a whole number of seconds, 1 or more",
+        "120",
+        fallback=(_KE, "tcp_keep_idle"),
+        ge=1,
+    ),
+    Option(
+        "tcp_keep_intvl",
+        "integer",
+        "30",
+        "Seconds between unanswered keepalive probes (with enable_tcp_keepalive).",
+        "a whole number of seconds, 1 or more",
+        "30",
+        fallback=(_KE, "tcp_keep_intvl"),
+        ge=1,
+    ),
+    Option(
+        "tcp_keep_cnt",
+        "integer",
+        "6",
+        "Unanswered keepalive probes after which the connection counts as broken (with enable_tcp_keepalive).",
+        "a whole number of probes, 1 or more",
+        "6",
+        fallback=(_KE, "tcp_keep_cnt"),
+        ge=1,
     ),
     Option(
         "pod_creation_concurrency",
@@ -311,6 +434,16 @@ _OPTIONS = (
         "300",
         ge=1,
     ),
+    Option(
+        "running_pod_log_lines",
+        "integer",
+        "100",
+        "Lines read from the end of a running task's pod log for Airflow's log view.",
+        "a whole number of lines, 1 or more",
+        "100",
+        fallback=(_KE, "running_pod_log_lines"),
+        ge=1,
+    ),
 )
 
 #: Every ``[hybrid_executor]`` option, by name, in the order the README lists them.
@@ -325,7 +458,7 @@ class KubernetesSettings:
     worker_container_tag: str | None
     delete_worker_pods: bool
     delete_worker_pods_on_failure: bool
-    worker_pods_pending_timeout: float
+    worker_pods_pending_timeout: float | None
     in_cluster: bool
     config_file: str | None
     cluster_context: str | None
@@ -337,6 +470,18 @@ class KubernetesSettings:
     watch_timeout_seconds: int
     queues: Mapping[str, QueueProfile]
     ssl_ca_cert: str | None = None
+    multi_namespace_mode: bool = False
+    multi_namespace_mode_namespace_list: tuple[str, ...] = ()
+    worker_pod_pending_fatal_container_state_reasons: tuple[str, ...] = STOCK_FATAL_REASONS
+    # Checked V1DeleteOptions keyword arguments, and client request arguments (``_request_timeout``).
+    delete_option_kwargs: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    kube_client_request_args: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    enable_tcp_keepalive: bool = True
+    tcp_keep_idle: int = 120
+    tcp_keep_intvl: int = 30
+    tcp_keep_cnt: int = 6
+    client_factory: str | None = None
+    running_pod_log_lines: int = 100
 
     @property
     def image(self) -> str | None:
@@ -360,8 +505,21 @@ class KubernetesSettings:
         return self.pod_template_file
 
     def namespaces(self) -> frozenset[str]:
-        """Every namespace the settings send pods to: the executor-wide one and each queue's."""
-        return frozenset({self.namespace} | {p.namespace for p in self.queues.values() if p.namespace is not None})
+        """Every namespace named for pods: the executor-wide one, each queue's, and multi_namespace_mode's list."""
+        listed = self.multi_namespace_mode_namespace_list if self.multi_namespace_mode else ()
+        queues = {p.namespace for p in self.queues.values() if p.namespace is not None}
+        return frozenset({self.namespace, *queues, *listed})
+
+    @property
+    def all_namespaces(self) -> bool:
+        """multi_namespace_mode without a list: pods may be in any namespace, watched with one cluster-wide watch."""
+        return self.multi_namespace_mode and not self.multi_namespace_mode_namespace_list
+
+    def watch_scopes(self) -> list[str | None]:
+        """What to list and watch pods in: each namespace, or None for all of them (see all_namespaces)."""
+        if self.all_namespaces:
+            return [None]
+        return [*sorted(self.namespaces())]
 
 
 @dataclass(frozen=True)
@@ -397,14 +555,14 @@ def _clean(text: str | None) -> str | None:
 
 
 def _read(conf: ExecutorConfLike, spec: Option) -> _Value:
-    text = _clean(conf.get(SECTION, spec.name, fallback=None))
-    if text is not None:
-        return _Value(text, SECTION, spec.name, spec)
-    if spec.fallback is not None:
-        section, option = spec.fallback
-        text = _clean(conf.get(section, option, fallback=None))
+    places = [(SECTION, spec.name)] + ([spec.fallback] if spec.fallback is not None else [])
+    for section, option in places:
+        raw = conf.get(section, option, fallback=None)
+        text = _clean(raw)
         if text is not None:
             return _Value(text, section, option, spec)
+        if raw is not None and spec.empty_allowed:
+            return _Value("", section, option, spec)
     return _Value(spec.default, SECTION, spec.name, spec)
 
 
@@ -464,6 +622,10 @@ def _number(value: _Value) -> float:
     return number
 
 
+def _optional_number(value: _Value) -> float | None:
+    return None if value.text is None else _number(value)
+
+
 def _string(value: _Value) -> str:
     if value.text is None:
         raise value.error("is not set")
@@ -484,6 +646,49 @@ def _file_problem(path: str) -> str | None:
     except (OSError, ValueError) as error:
         return f"cannot be used as a path ({error})"
     return None
+
+
+def _list(value: _Value) -> tuple[str, ...]:
+    """A comma-separated list, as the stock executor splits it (each entry stripped; empty entries dropped)."""
+    return tuple(dict.fromkeys(entry.strip() for entry in (value.text or "").split(",") if entry.strip()))
+
+
+def _namespace_list(value: _Value) -> tuple[str, ...]:
+    names = _list(value)
+    for name in names:
+        if (problem := namespace_problem(name)) is not None:
+            raise value.error(f"lists {name!r}, which {problem}")
+    return names
+
+
+def _json_object(value: _Value, check: Callable[[Mapping[str, Any]], dict[str, Any]]) -> Mapping[str, Any]:
+    """A JSON object option, checked by ``check``; its value is redacted in errors (it may carry a token)."""
+    from hybrid_executor.kubernetes.errors import redact  # the kubernetes client: only when the option is set
+
+    if value.text is None:
+        return MappingProxyType({})
+    shown = _Value(redact(value.text), value.section, value.option, value.spec)
+    try:
+        parsed = json.loads(value.text)
+    except ValueError as error:
+        raise shown.error(f"is not valid JSON ({error})") from None
+    if not isinstance(parsed, dict):
+        raise shown.error(f"is a JSON {type(parsed).__name__}, not an object")
+    try:
+        return MappingProxyType(check(parsed))
+    except OptionValueError as error:
+        raise shown.error(error.problem, error.fix) from None
+
+
+def _import_path(value: _Value) -> str | None:
+    """An import path (``module.callable``), checked to import now, not at the first pod."""
+    if value.text is None:
+        return None
+    try:
+        import_callable(value.text)
+    except OptionValueError as error:
+        raise value.error(error.problem, error.fix) from None
+    return value.text
 
 
 def _check_unknown_options(conf: ExecutorConfLike) -> None:
@@ -559,7 +764,7 @@ def _load(conf: ExecutorConfLike) -> HybridSettings:
         worker_container_tag=tag,
         delete_worker_pods=_boolean(read["delete_worker_pods"]),
         delete_worker_pods_on_failure=_boolean(read["delete_worker_pods_on_failure"]),
-        worker_pods_pending_timeout=_number(read["worker_pods_pending_timeout"]),
+        worker_pods_pending_timeout=_optional_number(read["worker_pods_pending_timeout"]),
         in_cluster=in_cluster,
         config_file=config_file,
         cluster_context=read["cluster_context"].text,
@@ -571,6 +776,19 @@ def _load(conf: ExecutorConfLike) -> HybridSettings:
         watch_timeout_seconds=_integer(read["watch_timeout_seconds"]),
         queues=MappingProxyType(queues),
         ssl_ca_cert=read["ssl_ca_cert"].text,
+        multi_namespace_mode=_boolean(read["multi_namespace_mode"]),
+        multi_namespace_mode_namespace_list=_namespace_list(read["multi_namespace_mode_namespace_list"]),
+        worker_pod_pending_fatal_container_state_reasons=_list(
+            read["worker_pod_pending_fatal_container_state_reasons"]
+        ),
+        delete_option_kwargs=_json_object(read["delete_option_kwargs"], check_delete_options),
+        kube_client_request_args=_json_object(read["kube_client_request_args"], check_request_args),
+        enable_tcp_keepalive=_boolean(read["enable_tcp_keepalive"]),
+        tcp_keep_idle=_integer(read["tcp_keep_idle"]),
+        tcp_keep_intvl=_integer(read["tcp_keep_intvl"]),
+        tcp_keep_cnt=_integer(read["tcp_keep_cnt"]),
+        client_factory=_import_path(read["client_factory"]),
+        running_pod_log_lines=_integer(read["running_pod_log_lines"]),
     )
     return HybridSettings(
         parallelism=parallelism,

@@ -7,6 +7,7 @@ removed afterwards. Nothing of Airflow's configuration is mocked.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import importlib.util
 import json
@@ -111,7 +112,7 @@ def test_with_nothing_configured_the_defaults_are_the_stock_ones(load: Load) -> 
             worker_container_tag=None,
             delete_worker_pods=True,
             delete_worker_pods_on_failure=False,
-            worker_pods_pending_timeout=300.0,
+            worker_pods_pending_timeout=None,  # task_queued_timeout bounds a pod's start, as in stock Airflow 3
             in_cluster=True,
             config_file=None,
             cluster_context=None,
@@ -123,10 +124,39 @@ def test_with_nothing_configured_the_defaults_are_the_stock_ones(load: Load) -> 
             watch_timeout_seconds=300,
             queues={"kubernetes": QueueProfile("kubernetes")},
             ssl_ca_cert=None,
+            multi_namespace_mode=False,
+            multi_namespace_mode_namespace_list=(),
+            worker_pod_pending_fatal_container_state_reasons=(
+                "CreateContainerConfigError",
+                "ErrImagePull",
+                "CreateContainerError",
+                "ImageInspectError",
+                "InvalidImageName",
+            ),
+            delete_option_kwargs={},
+            kube_client_request_args={},
+            enable_tcp_keepalive=True,
+            tcp_keep_idle=120,
+            tcp_keep_intvl=30,
+            tcp_keep_cnt=6,
+            client_factory=None,
+            running_pod_log_lines=100,
         ),
     )
     assert settings.kubernetes.image is None
     assert settings.kubernetes.namespaces() == {"default"}
+    assert settings.kubernetes.watch_scopes() == ["default"]
+
+
+def test_the_stock_defaults_are_the_providers(executor_conf: Callable[[str | None], ExecutorConfLike]) -> None:
+    # What the cncf-kubernetes provider registers, read as the executor reads it: the same values.
+    from airflow.providers.cncf.kubernetes.get_provider_info import get_provider_info
+
+    registered = get_provider_info()["config"]["kubernetes_executor"]["options"]
+    for option in HYBRID_OPTIONS.values():
+        if option.fallback is None or option.fallback[0] != "kubernetes_executor" or option.default is None:
+            continue
+        assert registered[option.fallback[1]]["default"] == option.default, option.name
 
 
 def test_the_stock_sections_have_registered_defaults_which_count_as_unset_when_empty(
@@ -146,7 +176,12 @@ def _field(settings: HybridSettings, option: str) -> object:
         return dict(settings.kubernetes.queues)
     if hasattr(settings, option):
         return getattr(settings, option)
-    return getattr(settings.kubernetes, option)
+    value = getattr(settings.kubernetes, option)
+    if isinstance(value, tuple):  # a list option, as it is written; () is unset unless empty means something
+        return ",".join(value) if value or HYBRID_OPTIONS[option].empty_allowed else None
+    if option in ("delete_option_kwargs", "kube_client_request_args"):  # a JSON object; {} is unset
+        return json.dumps(dict(value)) if value else None
+    return value
 
 
 def test_every_option_is_a_field_of_the_settings_and_every_field_an_option() -> None:
@@ -188,7 +223,17 @@ _FALLBACKS: list[tuple[str, str, object, str, object]] = [
     ("worker_container_tag", "3.3.2", "3.3.2", "3.3.2-python3.12", "3.3.2-python3.12"),
     ("delete_worker_pods", "False", False, "True", True),
     ("delete_worker_pods_on_failure", "True", True, "f", False),
-    ("worker_pods_pending_timeout", "120", 120.0, "90.5", 90.5),
+    ("multi_namespace_mode", "True", True, "False", False),
+    ("multi_namespace_mode_namespace_list", "a, b,,a", "a,b", "c", "c"),
+    ("worker_pod_pending_fatal_container_state_reasons", "ErrImagePull", "ErrImagePull", "A, B", "A,B"),
+    ("delete_option_kwargs", '{"grace_period_seconds": 5}', '{"grace_period_seconds": 5}', "{}", None),
+    ("kube_client_request_args", '{"_request_timeout": 5}', '{"_request_timeout": 5.0}', "{}", None),
+    ("enable_tcp_keepalive", "False", False, "True", True),
+    ("tcp_keep_idle", "60", 60, "30", 30),
+    ("tcp_keep_intvl", "10", 10, "5", 5),
+    ("tcp_keep_cnt", "3", 3, "9", 9),
+    ("client_factory", "json.loads", "json.loads", "json.dumps", "json.dumps"),
+    ("running_pod_log_lines", "50", 50, "500", 500),
     ("in_cluster", "False", False, "True", True),
     ("cluster_context", "staging", "staging", "production", "production"),
     ("verify_ssl", "false", False, "1", True),
@@ -208,7 +253,8 @@ def test_an_unset_option_falls_back_to_its_stock_option(
     setenv(section, **{stock_option: stock})
     assert _field(load(), option) == from_stock
     assert _field(load(**{option: ours}), option) == from_ours  # ours wins
-    assert _field(load(**{option: "  "}), option) == from_stock  # blank is unset
+    # Blank is unset, but where empty is a value of its own ("no reasons").
+    assert _field(load(**{option: "  "}), option) == ("" if HYBRID_OPTIONS[option].empty_allowed else from_stock)
 
 
 def test_every_option_with_a_fallback_is_tested() -> None:
@@ -230,6 +276,33 @@ def test_config_file_falls_back_to_the_stock_option(load: Load, setenv: SetEnv, 
     setenv("kubernetes_executor", config_file=str(stock), in_cluster="False")
     assert load().kubernetes.config_file == str(stock)
     assert load(config_file=str(ours)).kubernetes.config_file == str(ours)
+
+
+def test_no_fatal_reasons_when_the_stock_option_is_set_empty(load: Load, setenv: SetEnv) -> None:
+    # As the stock executor reads it: empty is an empty list, every pending pod waits.
+    setenv("kubernetes_executor", worker_pod_pending_fatal_container_state_reasons="")
+    assert load().kubernetes.worker_pod_pending_fatal_container_state_reasons == ()
+
+
+def test_multi_namespace_mode_adds_its_namespaces_or_watches_them_all(load: Load, setenv: SetEnv) -> None:
+    setenv("kubernetes_executor", namespace="airflow", multi_namespace_mode_namespace_list="team-a,team-b")
+    assert load().kubernetes.watch_scopes() == ["airflow"]  # the list counts only in multi_namespace_mode
+    listed = load(multi_namespace_mode="True", kubernetes_queues="kubernetes, gpu namespace=gpu").kubernetes
+    assert (listed.all_namespaces, listed.watch_scopes()) == (False, ["airflow", "gpu", "team-a", "team-b"])
+    setenv("kubernetes_executor", multi_namespace_mode="True", multi_namespace_mode_namespace_list="")
+    everywhere = load().kubernetes
+    assert (everywhere.all_namespaces, everywhere.watch_scopes()) == (True, [None])
+
+
+def test_a_json_options_value_is_redacted_in_its_error(load: Load) -> None:
+    # A bearer token's shape (header.payload.signature), assembled so no token-like literal sits here.
+    header, payload = (
+        base64.urlsafe_b64encode(p.encode()).decode().rstrip("=") for p in ('{"alg":"HS256"}', '{"sub":"x"}')
+    )
+    secret = f"{header}.{payload}.not-to-be-shown"
+    error = raises_settings_error(lambda: load(kube_client_request_args=f'{{"_request_auth": "{secret}"}}'))
+    assert secret not in str(error)
+    assert "_request_auth" in str(error)
 
 
 def test_core_parallelism_is_the_default_parallelism_and_the_old_caps_are_read_to_be_warned_of(
@@ -294,8 +367,35 @@ _WRONG_VALUES = [
     wrong(HE, "pod_creation_retry_timeout", "-1", "set a number of seconds, 0 or more, e.g. 600"),
     wrong(HE, "pod_creation_retry_timeout", "10m", "set a number of seconds"),
     wrong(HE, "watch_timeout_seconds", "0", "set a whole number of seconds, 1 or more"),
-    wrong(HE, "worker_pods_pending_timeout", "0", "set a positive number of seconds, e.g. 300"),
-    wrong(KE, "worker_pods_pending_timeout", "soon", "set a positive number of seconds"),
+    wrong(HE, "worker_pods_pending_timeout", "0", "set a positive number of seconds, e.g. 900"),
+    wrong(HE, "worker_pods_pending_timeout", "soon", "set a positive number of seconds"),
+    wrong(KE, "multi_namespace_mode", "sometimes", "set True or False"),
+    wrong(KE, "multi_namespace_mode_namespace_list", "airflow, Data_Team", "namespace names separated by commas"),
+    wrong(KE, "delete_option_kwargs", "{grace_period_seconds: 5}", "a JSON object of V1DeleteOptions arguments"),
+    wrong(KE, "delete_option_kwargs", "[5]", "a JSON object of V1DeleteOptions arguments"),
+    wrong(KE, "delete_option_kwargs", '{"grace_period": 5}', "use only api_version, "),
+    wrong(KE, "delete_option_kwargs", '{"grace_period_seconds": -1}', "a whole number of seconds, 0 or more"),
+    wrong(KE, "delete_option_kwargs", '{"propagation_policy": "Cascade"}', "one of Foreground, Background, Orphan"),
+    wrong(KE, "delete_option_kwargs", '{"dry_run": ["All"]}', "remove dry_run"),
+    wrong(KE, "delete_option_kwargs", '{"preconditions": {"uid": "u"}}', "remove preconditions"),
+    wrong(
+        KE,
+        "delete_option_kwargs",
+        '{"orphan_dependents": false, "propagation_policy": "Background"}',
+        "keep propagation_policy only",
+    ),
+    wrong(KE, "kube_client_request_args", "timeout=5", "a JSON object with _request_timeout"),
+    wrong(KE, "kube_client_request_args", '{"request_timeout": 5}', "keep only _request_timeout"),
+    wrong(KE, "kube_client_request_args", '{"_preload_content": false}', "keep only _request_timeout"),
+    wrong(KE, "kube_client_request_args", '{"_request_timeout": [1, 2, 3]}', "a list [connect, read] of two"),
+    wrong(KE, "kube_client_request_args", '{"_request_timeout": 0}', "a positive number of seconds"),
+    wrong(KE, "enable_tcp_keepalive", "on", "set True or False"),
+    wrong(KE, "tcp_keep_idle", "0", "a whole number of seconds, 1 or more"),
+    wrong(KE, "tcp_keep_cnt", "few", "a whole number of probes"),
+    wrong(KE, "client_factory", "no_such_module.build", "zero-argument callable returning a kubernetes.client"),
+    wrong(KE, "client_factory", "json", "module.name"),
+    wrong(KE, "client_factory", "json.decoder", "zero-argument callable"),
+    wrong(KE, "running_pod_log_lines", "0", "a whole number of lines, 1 or more"),
     wrong(HE, "parallelism", "0", "set a whole number of task slots, 1 or more"),
     wrong("core", "parallelism", "lots", "set a whole number of task slots"),
     wrong(HE, "celery_parallelism", "0", "leave it unset, and give the route's tasks a pool"),

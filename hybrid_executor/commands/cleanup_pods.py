@@ -32,8 +32,8 @@ class FinishedPod:
     finished_at: datetime
 
 
-def finished_pods(api: KubeApi, namespaces: list[str]) -> tuple[list[FinishedPod], int]:
-    """Our finished pods in these namespaces, and how many of our pods are not finished."""
+def finished_pods(api: KubeApi, namespaces: list[str | None]) -> tuple[list[FinishedPod], int]:
+    """Our finished pods in these namespaces (None: in all), and how many of our pods are not finished."""
     from hybrid_executor.kubernetes.pods import LABEL_MANAGED_BY, MANAGED_BY
 
     finished, unfinished = [], 0
@@ -41,7 +41,8 @@ def finished_pods(api: KubeApi, namespaces: list[str]) -> tuple[list[FinishedPod
         for pod in api.list_pods(namespace, f"{LABEL_MANAGED_BY}={MANAGED_BY}"):
             phase = (pod.get("status") or {}).get("phase", "")
             if phase in FINISHED:
-                finished.append(FinishedPod(namespace, pod["metadata"]["name"], phase, _finished_at(pod)))
+                where = pod["metadata"].get("namespace") or namespace or ""
+                finished.append(FinishedPod(where, pod["metadata"]["name"], phase, _finished_at(pod)))
             else:
                 unfinished += 1
     return finished, unfinished
@@ -65,7 +66,7 @@ def cleanup(older_than: str, *, dry_run: bool, now: datetime | None = None) -> l
     current = settings()
     api = kube_api(current)
     now = now or datetime.now(timezone.utc)
-    namespaces = sorted(current.kubernetes.namespaces())
+    namespaces = current.kubernetes.watch_scopes()
     pods, unfinished = finished_pods(api, namespaces)
     old = [pod for pod in pods if (now - pod.finished_at).total_seconds() >= min_age]
     lines = []
@@ -81,8 +82,9 @@ def cleanup(older_than: str, *, dry_run: bool, now: datetime | None = None) -> l
     verb = "Would delete" if dry_run else "Deleted"
     phases = ", ".join(f"{count} {phase}" for phase, count in sorted(deleted.items())) or "none"
     kept = len(pods) - len(old)
+    where = ", ".join(namespace or "all namespaces" for namespace in namespaces)
     lines.append(
-        f"{verb} {sum(deleted.values())} finished pods ({phases}) in {', '.join(namespaces)}; "
+        f"{verb} {sum(deleted.values())} finished pods ({phases}) in {where}; "
         f"kept {kept} finished less than {older_than} ago and {unfinished} not finished."
     )
     return lines

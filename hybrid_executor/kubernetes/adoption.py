@@ -65,11 +65,14 @@ class AdoptedPod:
     uid: str | None
 
 
-def adopt_pods(api: KubeApi, namespaces: Sequence[str], job_id: str, tis: Sequence[TaskInstance]) -> AdoptionResult:
+def adopt_pods(
+    api: KubeApi, namespaces: Sequence[str | None], job_id: str, tis: Sequence[TaskInstance]
+) -> AdoptionResult:
     """Relabel the pod of each of ``tis`` as job ``job_id``'s.
 
-    Never raises for the API: when a namespace cannot be listed within the retry budget, the task
-    instances not found elsewhere are returned as unlisted, and the scheduler goes on.
+    ``namespaces``: where to look; None is every namespace (one cluster-wide list). Never raises
+    for the API: when a namespace cannot be listed within the retry budget, the task instances not
+    found elsewhere are returned as unlisted, and the scheduler goes on.
     """
     wanted = {ti.key: ti for ti in tis}
     selector = selector_for_scheduler(exclude_job_id=job_id)
@@ -81,7 +84,7 @@ def adopt_pods(api: KubeApi, namespaces: Sequence[str], job_id: str, tis: Sequen
         except KubeApiError as error:
             log.error(
                 "Could not list pods in %s to adopt them (%s): their task instances are kept, and listed again later",
-                namespace,
+                namespace or "all namespaces",
                 error,
             )
             unlisted_namespaces.append(namespace)

@@ -35,17 +35,27 @@ from hybrid_executor.kubernetes.errors import (
     from_status,
     redact,
 )
+from hybrid_executor.kubernetes.requestoptions import (
+    REQUEST_TIMEOUT,
+    RequestTimeout,
+    delete_options_body,
+    import_callable,
+)
 
 if TYPE_CHECKING:
     from kubernetes.client import CoreV1Api, V1Pod
 
-# TCP keepalive as the stock executor's defaults ([kubernetes_executor] tcp_keep_idle 120 s,
-# tcp_keep_intvl 30 s, tcp_keep_cnt 6), where the platform has the options.
-_KEEPALIVE: list[tuple[int, int, int]] = [(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)] + [
-    (socket.IPPROTO_TCP, getattr(socket, name), value)
-    for name, value in (("TCP_KEEPIDLE", 120), ("TCP_KEEPINTVL", 30), ("TCP_KEEPCNT", 6))
-    if hasattr(socket, name)
-]
+DEFAULT_TIMEOUT: RequestTimeout = (10.0, 60.0)  # (connect, read) seconds of each request but a watch
+
+
+def keepalive_socket_options(idle: int, interval: int, count: int) -> list[tuple[int, int, int]]:
+    """SO_KEEPALIVE, with the probe timing the platform lets us set (the stock executor's way)."""
+    return [(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)] + [
+        (socket.IPPROTO_TCP, getattr(socket, name), value)
+        for name, value in (("TCP_KEEPIDLE", idle), ("TCP_KEEPINTVL", interval), ("TCP_KEEPCNT", count))
+        if hasattr(socket, name)
+    ]
+
 
 __all__ = [
     "REDACTED",
@@ -60,6 +70,7 @@ __all__ = [
     "WatchEvent",
     "classify",
     "from_status",
+    "keepalive_socket_options",
     "redact",
 ]
 
@@ -96,7 +107,32 @@ class KubeConnectionSettings(Protocol):
     def ssl_ca_cert(self) -> str | None: ...
     @property
     def pod_creation_concurrency(self) -> int: ...
+    @property
+    def enable_tcp_keepalive(self) -> bool: ...
+    @property
+    def tcp_keep_idle(self) -> int: ...
+    @property
+    def tcp_keep_intvl(self) -> int: ...
+    @property
+    def tcp_keep_cnt(self) -> int: ...
+    @property
+    def kube_client_request_args(self) -> Mapping[str, Any]: ...
+    @property
+    def delete_option_kwargs(self) -> Mapping[str, Any]: ...
+    @property
+    def client_factory(self) -> str | None: ...
     def namespaces(self) -> frozenset[str]: ...
+
+
+def _core_from_factory(path: str) -> CoreV1Api:
+    """The CoreV1Api the ``client_factory`` at ``path`` returns (checked, so a wrong one fails clearly)."""
+    core = import_callable(path)()
+    if not isinstance(core, client.CoreV1Api):
+        raise TypeError(
+            f"[kubernetes_executor] client_factory {path!r} returned a {type(core).__name__}, not a "
+            "kubernetes.client.CoreV1Api; make it return one"
+        )
+    return core
 
 
 def _read_json(response: Any) -> Any:
@@ -133,20 +169,43 @@ class KubeApi:
     """One attempt per call; every error raised as a classified :class:`KubeApiError`.
 
     Thread-safe: one instance (one connection pool) serves the launcher's workers and the watchers.
-    ``request_timeout`` bounds each request but a watch (whose bound is its ``timeout_seconds``).
+    ``request_timeout`` bounds each request (a number: in all, as the client reads it; a pair:
+    connect and read); a watch takes only its connect part, its read bound being its
+    ``timeout_seconds``. ``delete_options``: V1DeleteOptions keyword arguments sent with every deletion.
     """
 
-    def __init__(self, core: CoreV1Api, *, request_timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        core: CoreV1Api,
+        *,
+        request_timeout: RequestTimeout = DEFAULT_TIMEOUT,
+        delete_options: Mapping[str, Any] | None = None,
+    ) -> None:
         self.core = core
-        self._timeout = (min(10.0, request_timeout), request_timeout)
+        self._timeout = request_timeout
+        self._connect_timeout = request_timeout[0] if isinstance(request_timeout, tuple) else request_timeout
+        self._delete_options = dict(delete_options or {})
 
     @classmethod
-    def from_settings(cls, settings: KubeConnectionSettings, *, request_timeout: float = 60.0) -> KubeApi:
+    def from_settings(cls, settings: KubeConnectionSettings, *, request_timeout: float | None = None) -> KubeApi:
         """A client for the configured cluster: in-cluster service account, or a kubeconfig file and context.
 
         The client's urllib3 retries are off (each call is one attempt; callers retry), and its
         connection pool holds a connection for every launcher worker and every namespace watcher.
+        A ``client_factory`` replaces all that with the client it returns, as with the stock executor.
+        ``request_timeout`` (seconds to read; 10 at most to connect) applies unless
+        ``kube_client_request_args`` sets ``_request_timeout``.
         """
+        configured = settings.kube_client_request_args.get(REQUEST_TIMEOUT)
+        timeout: RequestTimeout = DEFAULT_TIMEOUT
+        if configured is not None:
+            timeout = configured
+        elif request_timeout is not None:
+            timeout = (min(10.0, request_timeout), request_timeout)
+        delete_options = settings.delete_option_kwargs
+        if settings.client_factory:
+            core = _core_from_factory(settings.client_factory)
+            return cls(core, request_timeout=timeout, delete_options=delete_options)
         configuration = client.Configuration()
         if settings.in_cluster:
             config.load_incluster_config(client_configuration=configuration)
@@ -160,14 +219,20 @@ class KubeApi:
             configuration.verify_ssl = False
         if settings.ssl_ca_cert:
             configuration.ssl_ca_cert = settings.ssl_ca_cert
-        # As the stock executor does by default: a watch idle behind a load balancer or NAT is not
-        # silently dropped, and a dead peer is noticed within minutes.
-        configuration.socket_options = [*HTTPConnection.default_socket_options, *_KEEPALIVE]
+        if settings.enable_tcp_keepalive:
+            # On this client's own pool only (nothing global, so Celery's and others' sockets stay as
+            # they are): a watch idle behind a load balancer or NAT is not silently dropped, and a dead
+            # peer is noticed within minutes.
+            keepalive = keepalive_socket_options(settings.tcp_keep_idle, settings.tcp_keep_intvl, settings.tcp_keep_cnt)
+            overridden = {(level, name) for level, name, _ in keepalive}
+            base = [o for o in HTTPConnection.default_socket_options if (o[0], o[1]) not in overridden]
+            configuration.socket_options = [*base, *keepalive]
         # False, not 0: urllib3 then raises the error itself instead of wrapping it in MaxRetryError.
         configuration.retries = False
         wanted = settings.pod_creation_concurrency + len(settings.namespaces()) + 4
         configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize or 0, wanted)
-        return cls(client.CoreV1Api(client.ApiClient(configuration)), request_timeout=request_timeout)
+        core = client.CoreV1Api(client.ApiClient(configuration))
+        return cls(core, request_timeout=timeout, delete_options=delete_options)
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -238,23 +303,18 @@ class KubeApi:
             raise classify(error) from error
         return created
 
-    def delete_pod(
-        self, namespace: str, name: str, *, grace_period_seconds: int | None = None, uid: str | None = None
-    ) -> bool:
+    def delete_pod(self, namespace: str, name: str, *, uid: str | None = None) -> bool:
         """Delete a pod; False if it was already gone (404), True if the API accepted the deletion.
 
-        ``uid``: delete only that pod (a precondition): another pod of the same name answers 409
-        Conflict, raised as a KubeApiError with reason ``Conflict``.
+        The body holds the configured delete options (``delete_option_kwargs``) and, with ``uid``, a
+        precondition: then only that pod goes, and another pod of the same name answers 409
+        Conflict, raised as a KubeApiError with reason ``Conflict``. (All options go in the body: the
+        API server reads the query's only when there is no body.)
         """
-        body = {"preconditions": {"uid": uid}} if uid else None
+        body = delete_options_body(self._delete_options, uid) or None
         return _unless_not_found(
             lambda: self.core.delete_namespaced_pod(
-                name,
-                namespace,
-                body=body,
-                grace_period_seconds=grace_period_seconds,
-                _preload_content=False,
-                _request_timeout=self._timeout,
+                name, namespace, body=body, _preload_content=False, _request_timeout=self._timeout
             )
         )
 
@@ -275,11 +335,14 @@ class KubeApi:
         return patched
 
     def list_pods_page(
-        self, namespace: str, label_selector: str, continue_token: str | None, limit: int = 500
+        self, namespace: str | None, label_selector: str, continue_token: str | None, limit: int = 500
     ) -> PodPage:
-        """One page of the pods matching ``label_selector``; GONE if ``continue_token`` has expired."""
+        """One page of the pods matching ``label_selector`` (``namespace`` None: in every namespace).
+
+        GONE if ``continue_token`` has expired.
+        """
         try:
-            response = self.core.list_namespaced_pod(
+            response = self._list_pods(
                 namespace,
                 label_selector=label_selector,
                 limit=limit,
@@ -297,7 +360,7 @@ class KubeApi:
             continue_token=metadata.get("continue") or None,
         )
 
-    def list_pods(self, namespace: str, label_selector: str, *, limit: int = 500) -> list[dict[str, Any]]:
+    def list_pods(self, namespace: str | None, label_selector: str, *, limit: int = 500) -> list[dict[str, Any]]:
         """Every pod matching ``label_selector``, page after page; GONE if a continue token expires on the way."""
         pods: list[dict[str, Any]] = []
         continue_token: str | None = None
@@ -309,15 +372,16 @@ class KubeApi:
                 return pods
 
     def watch_pods(
-        self, namespace: str, label_selector: str, resource_version: str, timeout_seconds: int
+        self, namespace: str | None, label_selector: str, resource_version: str, timeout_seconds: int
     ) -> WatchStream:
         """Pod events from ``resource_version`` on, with bookmarks, until the server ends the watch.
 
-        The request is sent now (its error answer raises here); the events are read as the
-        returned stream is iterated (see :class:`WatchStream` for what ends it).
+        ``namespace`` None: in every namespace (``GET /api/v1/pods?watch=true``, which needs a
+        ClusterRole). The request is sent now (its error answer raises here); the events are read
+        as the returned stream is iterated (see :class:`WatchStream` for what ends it).
         """
         try:
-            response = self.core.list_namespaced_pod(
+            response = self._list_pods(
                 namespace,
                 label_selector=label_selector,
                 resource_version=resource_version,
@@ -327,11 +391,16 @@ class KubeApi:
                 _preload_content=False,
                 # The read timeout is per socket read: the server ends the watch at timeout_seconds,
                 # so a longer silence means a dead connection.
-                _request_timeout=(self._timeout[0], timeout_seconds + 30),
+                _request_timeout=(self._connect_timeout, timeout_seconds + 30),
             )
         except Exception as error:
             raise classify(error) from error
         return WatchStream(response)
+
+    def _list_pods(self, namespace: str | None, **kwargs: Any) -> Any:
+        if namespace is None:
+            return self.core.list_pod_for_all_namespaces(**kwargs)
+        return self.core.list_namespaced_pod(namespace, **kwargs)
 
     def read_pod_log(
         self, namespace: str, name: str, tail_lines: int | None = None, *, container: str | None = None

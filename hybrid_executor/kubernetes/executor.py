@@ -54,7 +54,6 @@ class KubernetesPodExecutor(BaseExecutor):
 
     supports_ad_hoc_ti_run: bool = True
     supports_multi_team: bool = True
-    RUNNING_POD_LOG_LINES = 200
 
     def __init__(
         self,
@@ -110,7 +109,7 @@ class KubernetesPodExecutor(BaseExecutor):
         self._deleter = PodDeleter(self.api)
         self._deleter.start()
         selector = selector_for_scheduler(job_id=self.scheduler_job_id)
-        for namespace in sorted(settings.namespaces()):
+        for namespace in settings.watch_scopes():  # None: one cluster-wide watch (multi_namespace_mode)
             watcher = PodWatcher(
                 self.api,
                 namespace,
@@ -119,7 +118,7 @@ class KubernetesPodExecutor(BaseExecutor):
                 watch_timeout_seconds=settings.watch_timeout_seconds,
             )
             watcher.start()
-            self._watchers[namespace] = watcher
+            self._watchers[watcher.scope] = watcher
 
     def end(self) -> None:
         self.sync()
@@ -299,7 +298,7 @@ class KubernetesPodExecutor(BaseExecutor):
             self._launcher.cancel(pod.name)  # the pod exists: no attempt may make another once it is gone
         if pod.finished or pod.revoked:
             return
-        outcome = outcome_of(event.type, event.pod)
+        outcome = outcome_of(event.type, event.pod, self.settings.worker_pod_pending_fatal_container_state_reasons)
         if outcome.state == "pending":
             self._note_pending(pod, outcome)
         elif outcome.state == "running":
@@ -318,24 +317,25 @@ class KubernetesPodExecutor(BaseExecutor):
             self._finish(pod, outcome, still_pending=True)
             return
         pod.pending_reason = outcome.message
+        timeout = self.settings.worker_pods_pending_timeout
         if pod.pending_since is None:
             pod.pending_since = time.monotonic()
-            deadline = pod.pending_since + self.settings.worker_pods_pending_timeout
-            heapq.heappush(self._pending_deadlines, (deadline, pod.name))
+            if timeout is not None:  # unset: task_queued_timeout bounds it, as in stock Airflow 3
+                heapq.heappush(self._pending_deadlines, (pod.pending_since + timeout, pod.name))
 
     def _enforce_pending_timeout(self) -> None:
+        timeout = self.settings.worker_pods_pending_timeout
         now = time.monotonic()
-        while self._pending_deadlines and self._pending_deadlines[0][0] <= now:
+        while timeout is not None and self._pending_deadlines and self._pending_deadlines[0][0] <= now:
             _, name = heapq.heappop(self._pending_deadlines)
             pod = self._table.by_name.get(name)
             if pod is None or pod.finished or pod.revoked or pod.pending_since is None:
                 continue
-            if pod.pending_since + self.settings.worker_pods_pending_timeout > now:
+            if pod.pending_since + timeout > now:
                 continue  # pending again since: a newer deadline is in the heap
             message = (
-                f"pod {pod.namespace}/{pod.name} was still Pending after "
-                f"{self.settings.worker_pods_pending_timeout:g}s ([kubernetes_executor] "
-                f"worker_pods_pending_timeout): {pod.pending_reason}"
+                f"pod {pod.namespace}/{pod.name} was still Pending after {timeout:g}s "
+                f"([hybrid_executor] worker_pods_pending_timeout): {pod.pending_reason}"
             )
             self._finish(pod, PodOutcome("failed", message, fatal=True), still_pending=True)
 
@@ -405,6 +405,12 @@ class KubernetesPodExecutor(BaseExecutor):
         self._pending_adoptions.discard(key)
         pod = self._table.current.get(key)
         if pod is not None:
+            if pod.pending_since is not None and pod.pending_reason and not pod.finished:
+                # The scheduler revokes a task its task_queued_timeout found still queued: say why the pod waited.
+                where = f"pod {pod.namespace}/{pod.name}"
+                self.log_task_event(
+                    event="pod revoked while pending", extra=f"{where}: {pod.pending_reason}", ti_key=key
+                )
             pod.revoked = True
             self._delete_pod(pod.namespace, pod.name)
             self._release(pod)
@@ -431,7 +437,7 @@ class KubernetesPodExecutor(BaseExecutor):
         return outcome.not_adopted
 
     def _adopt(self, tis: Sequence[TaskInstance]) -> AdoptionResult:
-        return adopt_pods(self.api, sorted(self.settings.namespaces()), self.scheduler_job_id, tis)
+        return adopt_pods(self.api, self.settings.watch_scopes(), self.scheduler_job_id, tis)
 
     def _follow_adopted(self, adopted: Sequence[AdoptedPod]) -> None:
         for pod in adopted:
@@ -453,7 +459,7 @@ class KubernetesPodExecutor(BaseExecutor):
             self.fail(ti.key, message)
 
     def get_task_log(self, ti: TaskInstance, try_number: int) -> tuple[list[str], list[str]]:
-        return read_task_pod_log(self, ti, try_number, tail_lines=self.RUNNING_POD_LOG_LINES)
+        return read_task_pod_log(self, ti, try_number)
 
     def debug_dump(self) -> None:
         super().debug_dump()

@@ -126,6 +126,8 @@ class PodContext:
     # Namespaces other than ``namespace`` that a pod_override or the mutation hook may send the
     # pod to: those the executor watches. Any other one is an error (no watcher would see the pod).
     allowed_namespaces: frozenset[str] = field(default_factory=frozenset)
+    # multi_namespace_mode without a list: one watch sees every namespace, so any one will do.
+    any_namespace: bool = False
 
 
 class _SharedConfiguration(Configuration):  # type: ignore[misc]
@@ -278,6 +280,7 @@ def pod_context_for(
         image=settings.image,
         base_pod=template(settings.pod_template_file_for(queue)),
         allowed_namespaces=settings.namespaces(),
+        any_namespace=settings.all_namespaces,
     )
 
 
@@ -431,13 +434,14 @@ def _run_once(pod: k8s.V1Pod, context: PodContext) -> None:
 def _check_buildable(pod: k8s.V1Pod, key: TaskInstanceKey, context: PodContext) -> None:
     """What the API would refuse later, or a pod no watcher would see, refused now with a fix."""
     namespace = pod.metadata.namespace
-    if namespace != context.namespace and namespace not in context.allowed_namespaces:
+    if namespace != context.namespace and namespace not in context.allowed_namespaces and not context.any_namespace:
         watched = sorted({context.namespace, *context.allowed_namespaces})
         raise PodBuildError(
             f"{_describe(key)}: the pod_override or pod_mutation_hook puts the pod in namespace "
             f"{namespace!r}, which this executor does not watch (it watches {', '.join(watched)}); "
-            "remove the namespace from the pod_override, or give the task a queue whose profile "
-            "has that namespace ([hybrid_executor] kubernetes_queues)",
+            "remove the namespace from the pod_override, give the task a queue whose profile "
+            "has that namespace ([hybrid_executor] kubernetes_queues), or list it in "
+            "[kubernetes_executor] multi_namespace_mode_namespace_list (with multi_namespace_mode)",
             key=key,
         )
     containers = pod.spec.containers if pod.spec is not None else None

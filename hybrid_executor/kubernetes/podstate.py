@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, Literal
 
-# Waiting reasons that no amount of waiting resolves: the task fails at once instead of after
-# [kubernetes_executor] worker_pods_pending_timeout.
-FATAL_WAITING_REASONS = frozenset({"InvalidImageName", "ErrImageNeverPull"})
+from hybrid_executor.kubernetes.identity import WORKER_CONTAINER
+
+# The stock default of worker_pod_pending_fatal_container_state_reasons: waiting reasons of a
+# pending pod's init or worker container that fail its task at once, rather than when the
+# scheduler's task_queued_timeout (or [hybrid_executor] worker_pods_pending_timeout) runs out.
+FATAL_WAITING_REASONS = (
+    "CreateContainerConfigError",
+    "ErrImagePull",
+    "CreateContainerError",
+    "ImageInspectError",
+    "InvalidImageName",
+)
+# The kubelet's own pull throttle (--registry-qps): the next pull attempt may well succeed.
+_THROTTLED_PULL = ("ErrImagePull", "pull QPS exceeded")
 
 # status.reason of a pod its node's provider could not start (virtual kubelets): it never will.
 FATAL_POD_REASONS = frozenset({"ProviderFailed"})
@@ -23,7 +35,14 @@ class PodOutcome:
     gone: bool = False  # the pod no longer exists: nothing to delete
 
 
-def outcome_of(event_type: str, pod: dict[str, Any]) -> PodOutcome:
+def outcome_of(
+    event_type: str, pod: dict[str, Any], fatal_reasons: Collection[str] = FATAL_WAITING_REASONS
+) -> PodOutcome:
+    """What ``pod`` (raw JSON, from an event of ``event_type``) means for its task.
+
+    A pending pod whose init or worker container waits for one of ``fatal_reasons`` is fatal
+    (fail now), as the stock executor reads its worker_pod_pending_fatal_container_state_reasons.
+    """
     status = pod.get("status") or {}
     phase = status.get("phase") or "Pending"
     where = _where(pod)
@@ -60,8 +79,12 @@ def outcome_of(event_type: str, pod: dict[str, Any]) -> PodOutcome:
     if status.get("reason") in FATAL_POD_REASONS:
         detail = f"{status['reason']}: {status.get('message', '')}".rstrip(": ")
         return PodOutcome("pending", f"pod {where} cannot start: {detail}", fatal=True)
-    waiting = _waiting_reasons(status)
-    fatal = [(reason, message) for reason, message in waiting if reason in FATAL_WAITING_REASONS]
+    waiting = _waiting_reasons(status, worker_only=True)
+    fatal = [
+        (reason, message)
+        for reason, message in waiting
+        if reason in fatal_reasons and (reason, message) != _THROTTLED_PULL
+    ]
     if fatal:
         reason, message = fatal[0]
         return PodOutcome("pending", f"pod {where} cannot start: {reason}: {message}".rstrip(": "), fatal=True)
@@ -79,9 +102,16 @@ def pending_detail(status: dict[str, Any]) -> str:
     return "waiting to start"
 
 
-def _waiting_reasons(status: dict[str, Any]) -> list[tuple[str, str]]:
+def _waiting_reasons(status: dict[str, Any], *, worker_only: bool = False) -> list[tuple[str, str]]:
+    """(reason, message) of each waiting container; ``worker_only``: of the init containers and the worker.
+
+    The worker is the container named ``base``, else the first one: a sidecar's state is not the task's.
+    """
+    containers = status.get("containerStatuses") or []
+    if worker_only:
+        containers = [c for c in containers if c.get("name") == WORKER_CONTAINER] or containers[:1]
     found = []
-    for container in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+    for container in (status.get("initContainerStatuses") or []) + containers:
         waiting = (container.get("state") or {}).get("waiting")
         if waiting and waiting.get("reason"):
             found.append((str(waiting["reason"]), str(waiting.get("message") or "")))

@@ -76,11 +76,11 @@ class PodSource(Protocol):
     """
 
     def list_pods_page(
-        self, namespace: str, label_selector: str, continue_token: str | None, limit: int
+        self, namespace: str | None, label_selector: str, continue_token: str | None, limit: int
     ) -> PodPageLike: ...
 
     def watch_pods(
-        self, namespace: str, label_selector: str, resource_version: str, timeout_seconds: int
+        self, namespace: str | None, label_selector: str, resource_version: str, timeout_seconds: int
     ) -> Iterator[WatchEventLike]: ...
 
 
@@ -150,7 +150,7 @@ class _Gone(Exception):
 
 
 class PodWatcher:
-    """Lists and watches the pods of one namespace matching ``label_selector`` into ``events``.
+    """Lists and watches the pods of one namespace (None: of all) matching ``label_selector`` into ``events``.
 
     ``start()`` runs the daemon thread; ``synced`` turns True once the first list is in the
     queue; ``stop()`` ends the thread (at once if the watch stream is an
@@ -161,7 +161,7 @@ class PodWatcher:
     def __init__(
         self,
         api: PodSource,
-        namespace: str,
+        namespace: str | None,
         label_selector: str,
         events: queue.SimpleQueue[PodEvent],
         *,
@@ -175,6 +175,8 @@ class PodWatcher:
         if page_size < 1:
             raise ValueError(f"page_size must be at least 1, got {page_size}")
         self.namespace = namespace
+        # What logs and thread names call it; a cluster-wide watch (multi_namespace_mode) is "*".
+        self.scope = namespace if namespace is not None else "*"
         self.label_selector = label_selector
         self._api = api
         self._events = events
@@ -196,8 +198,8 @@ class PodWatcher:
 
     def start(self) -> None:
         if self._thread is not None:
-            raise RuntimeError(f"the pod watcher for namespace {self.namespace!r} is already started")
-        self._thread = threading.Thread(target=self._run, name=f"pod-watcher-{self.namespace}", daemon=True)
+            raise RuntimeError(f"the pod watcher for namespace {self.scope!r} is already started")
+        self._thread = threading.Thread(target=self._run, name=f"pod-watcher-{self.scope}", daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -209,13 +211,13 @@ class PodWatcher:
             try:
                 stream.shutdown()
             except Exception as error:  # stopping must not fail on a stream that is already broken
-                log.debug("pod watcher %s: shutting the watch stream down: %s", self.namespace, type(error).__name__)
+                log.debug("pod watcher %s: shutting the watch stream down: %s", self.scope, type(error).__name__)
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
             if self._thread.is_alive():
                 log.warning(
                     "pod watcher %s: still in a watch request %.1f s after stop(); it ends with the request",
-                    self.namespace,
+                    self.scope,
                     timeout,
                 )
 
@@ -244,14 +246,14 @@ class PodWatcher:
     # --- the thread ----------------------------------------------------------------------------
 
     def _run(self) -> None:
-        log.info("pod watcher %s: started (selector %r)", self.namespace, self.label_selector)
+        log.info("pod watcher %s: started (selector %r)", self.scope, self.label_selector)
         while not self._stopping.is_set():
             try:
                 delay = self._step()
             except Exception:  # the thread must outlive any bug: log it, back off, relist
                 log.error(
                     "pod watcher %s: unexpected error at resourceVersion %s; relisting",
-                    self.namespace,
+                    self.scope,
                     self._resource_version,
                     exc_info=True,
                 )
@@ -259,7 +261,7 @@ class PodWatcher:
                 delay = self._failed()
             if delay > 0:
                 self._stopping.wait(delay)
-        log.info("pod watcher %s: stopped", self.namespace)
+        log.info("pod watcher %s: stopped", self.scope)
 
     def _step(self) -> float:
         """One list or one watch stream; returns how long to wait before the next step."""
@@ -268,9 +270,7 @@ class PodWatcher:
                 self._relist()
             except Exception as error:
                 delay = self._failed(error)
-                log.warning(
-                    "pod watcher %s: list failed (%s); retrying in %.2f s", self.namespace, _describe(error), delay
-                )
+                log.warning("pod watcher %s: list failed (%s); retrying in %.2f s", self.scope, _describe(error), delay)
                 return delay
             self._failures = 0
             return 0.0
@@ -322,7 +322,7 @@ class PodWatcher:
         for tombstone in gone:
             log.info(
                 "pod watcher %s: pod %s (uid %s) went while the watch was down",
-                self.namespace,
+                self.scope,
                 tombstone["metadata"]["name"],
                 tombstone["metadata"].get("uid"),
             )
@@ -333,7 +333,7 @@ class PodWatcher:
         self._resource_version = page.resource_version
         log.info(
             "pod watcher %s: listed %d pods in %d pages at resourceVersion %s (%d gone)",
-            self.namespace,
+            self.scope,
             len(listed),
             pages,
             page.resource_version,
@@ -391,7 +391,7 @@ class PodWatcher:
         delay = self._failed()
         log.info(
             "pod watcher %s: watch closed by the server after %d events; resuming from resourceVersion %s in %.2f s",
-            self.namespace,
+            self.scope,
             received,
             self._resource_version,
             delay,
@@ -407,7 +407,7 @@ class PodWatcher:
         log.warning(
             "pod watcher %s: watch from resourceVersion %s failed after %d events (%s); "
             "resuming from resourceVersion %s in %.2f s",
-            self.namespace,
+            self.scope,
             resource_version,
             received,
             _describe(error),
@@ -424,10 +424,10 @@ class PodWatcher:
             try:
                 close()
             except Exception as error:  # a stream that is already broken
-                log.debug("pod watcher %s: closing a watch stream: %s", self.namespace, type(error).__name__)
+                log.debug("pod watcher %s: closing a watch stream: %s", self.scope, type(error).__name__)
 
     def _gone(self, resource_version: str) -> float:
-        log.info("pod watcher %s: resourceVersion %s is gone (410); relisting", self.namespace, resource_version)
+        log.info("pod watcher %s: resourceVersion %s is gone (410); relisting", self.scope, resource_version)
         self._resource_version = None
         return 0.0
 
@@ -445,7 +445,7 @@ class PodWatcher:
                 self._resource_version = version
             return
         if kind not in _EMITTED_TYPES:
-            log.warning("pod watcher %s: ignoring a watch event of unknown type %r", self.namespace, kind)
+            log.warning("pod watcher %s: ignoring a watch event of unknown type %r", self.scope, kind)
             return
         key = _key(obj)
         if kind == "DELETED":

@@ -480,7 +480,7 @@ def unpullable_images(kube_api: LocalKubeAPI) -> Iterator[str]:
     kube_api.call(lambda: set_pattern(before))
 
 
-def test_an_image_that_never_pulls_fails_after_the_pending_timeout_and_a_bad_name_at_once(
+def test_an_image_that_never_pulls_and_a_bad_name_fail_at_once_and_an_unschedulable_pod_after_the_timeout(
     executors: Executors,
     kube_route: str,
     queue_run: Callable[..., list[Any]],
@@ -494,19 +494,31 @@ def test_an_image_that_never_pulls_fails_after_the_pending_timeout_and_a_bad_nam
     executor = executors.start(worker_pods_pending_timeout=str(timeout))
     tasks = {t.ti.task_id: t for t in queue_run(kube_route, executor, ["broken_image", "invalid_image", "ok"])}
 
+    # ErrImagePull and InvalidImageName are in the stock worker_pod_pending_fatal_container_state_reasons.
     queue_all(executor, list(tasks.values()))
     events = wait_for_final(executor, {t.key for t in tasks.values()}, timeout=20)
 
     broken, invalid = events[tasks["broken_image"].key], events[tasks["invalid_image"].key]
     assert (broken.state, invalid.state) == (TaskInstanceState.FAILED, TaskInstanceState.FAILED)
     assert events[tasks["ok"].key].state == TaskInstanceState.SUCCESS
-    assert broken.seconds >= timeout
-    assert invalid.seconds < timeout - 1  # not left to the timeout
+    assert max(broken.seconds, invalid.seconds) < timeout - 1  # not left to the timeout
     logs = event_log(executor)
-    assert "worker_pods_pending_timeout" in logs["broken_image"]
-    assert "ErrImagePull" in logs["broken_image"] or "ImagePullBackOff" in logs["broken_image"]
+    assert "ErrImagePull" in logs["broken_image"]
     assert "InvalidImageName" in logs["invalid_image"]
-    assert "worker_pods_pending_timeout" not in logs["invalid_image"]
+    assert "worker_pods_pending_timeout" not in logs["broken_image"] + logs["invalid_image"]
+
+    # A pod no node takes waits, Unschedulable, until the pending timeout.
+    kube_api.set_capacity(0)
+    try:
+        [waiting] = queue_run(kube_route, executor, ["sleep_1"])
+        queue_all(executor, [waiting])
+        final = wait_for_final(executor, {waiting.key}, timeout=20)[waiting.key]
+    finally:
+        kube_api.set_capacity(None)
+    assert final.state == TaskInstanceState.FAILED
+    assert final.seconds >= timeout
+    assert "[hybrid_executor] worker_pods_pending_timeout" in event_log(executor)["sleep_1"]
+    assert "Unschedulable" in event_log(executor)["sleep_1"]
     # A pod given up on while Pending is deleted (it could still start and run a failed task).
     heartbeat_until(
         executor,
@@ -514,6 +526,37 @@ def test_an_image_that_never_pulls_fails_after_the_pending_timeout_and_a_bad_nam
         timeout=5,
         what="the pending pods to be deleted",
     )
+
+
+def test_by_default_a_pending_pod_waits_for_task_queued_timeout_and_its_revoke_says_why(
+    executors: Executors,
+    kube_route: str,
+    queue_run: Callable[..., list[Any]],
+    kube_api: LocalKubeAPI,
+    namespace: str,
+) -> None:
+    # As the stock executor of Airflow 3: no pending timeout of the executor's own. A pod waiting for
+    # a node (an autoscaler) is healthy until the scheduler's task_queued_timeout revokes its task.
+    executor = executors.start()
+    kube_api.set_capacity(0)
+    try:
+        [waiting] = queue_run(kube_route, executor, ["sleep_1"])
+        queue_all(executor, [waiting])
+        heartbeat_until(
+            executor,
+            lambda: phases(kube_api, namespace).get(waiting.pod_name) == "Pending",
+            what="the pod to be created",
+        )
+        time.sleep(3)
+        executor.heartbeat()
+        assert waiting.key not in executor.get_event_buffer()  # still waiting, not failed
+
+        executor.revoke_task(ti=waiting.ti)  # what _handle_tasks_stuck_in_queued does
+    finally:
+        kube_api.set_capacity(None)
+    heartbeat_until(executor, lambda: waiting.pod_name not in phases(kube_api, namespace), what="the pod to go")
+    assert "pod revoked while pending" in event_log(executor)[waiting.ti.task_id]
+    assert "Unschedulable" in event_log(executor)[waiting.ti.task_id]
 
 
 # --- 7. pods that end badly -------------------------------------------------------------------------

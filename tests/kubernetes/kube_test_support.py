@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 NS = "default"
 
@@ -27,6 +29,30 @@ class ConnectionSettings:
     ssl_ca_cert: str | None = None
     pod_creation_concurrency: int = 8
     namespace_set: frozenset[str] = field(default_factory=lambda: frozenset({NS}))
+    enable_tcp_keepalive: bool = True
+    tcp_keep_idle: int = 120
+    tcp_keep_intvl: int = 30
+    tcp_keep_cnt: int = 6
+    kube_client_request_args: Mapping[str, Any] = field(default_factory=dict)
+    delete_option_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    client_factory: str | None = None
 
     def namespaces(self) -> frozenset[str]:
         return self.namespace_set
+
+
+# Where client_factory's client goes (a test sets it): [kubernetes_executor] client_factory takes no arguments.
+FACTORY_KUBECONFIG: str | None = None
+
+
+def client_factory() -> Any:
+    """A client_factory as a deployment writes one: a CoreV1Api with credentials of its own making."""
+    from kubernetes import client, config
+
+    configuration = client.Configuration()
+    config.load_kube_config(config_file=FACTORY_KUBECONFIG, client_configuration=configuration)
+    return client.CoreV1Api(client.ApiClient(configuration))
+
+
+def not_a_client() -> Any:
+    return {"not": "a client"}

@@ -146,6 +146,7 @@ def context(
     namespace: str = "airflow",
     job_id: str = "42",
     allowed_namespaces: frozenset[str] = frozenset(),
+    any_namespace: bool = False,
 ) -> PodContext:
     from hybrid_executor.kubernetes.pods import PodContext
 
@@ -155,6 +156,7 @@ def context(
         image=image,
         base_pod=v1pod(TEMPLATE if base is None else base),
         allowed_namespaces=allowed_namespaces,
+        any_namespace=any_namespace,
     )
 
 
@@ -753,6 +755,8 @@ def test_override_namespace_must_be_one_we_watch(pods: ModuleType, workload: Cal
         pods.build_worker_pod(task, context())
     pod = pods.build_worker_pod(task, context(allowed_namespaces=frozenset({"elsewhere"})))
     assert pod.metadata.namespace == "elsewhere"
+    # multi_namespace_mode without a list: one cluster-wide watch sees any namespace.
+    assert pods.build_worker_pod(task, context(any_namespace=True)).metadata.namespace == "elsewhere"
     same = workload(executor_config={"pod_override": override(namespace="airflow")})
     assert pods.build_worker_pod(same, context()).metadata.namespace == "airflow"
 

@@ -55,20 +55,46 @@ def test_running() -> None:
     assert outcome_of("MODIFIED", _pod("Running")).state == "running"
 
 
-@pytest.mark.parametrize("reason", ["InvalidImageName", "ErrImageNeverPull"])
-def test_reasons_that_cannot_resolve_fail_at_once(reason: str) -> None:
+@pytest.mark.parametrize(
+    "reason",
+    ["CreateContainerConfigError", "ErrImagePull", "CreateContainerError", "ImageInspectError", "InvalidImageName"],
+)
+def test_the_stock_fatal_reasons_fail_at_once(reason: str) -> None:
     outcome = outcome_of("MODIFIED", _pod("Pending", **_waiting(reason, "bad image")))
 
     assert (outcome.state, outcome.fatal) == ("pending", True)
     assert f"{reason}: bad image" in outcome.message
 
 
-@pytest.mark.parametrize("reason", ["ErrImagePull", "ImagePullBackOff", "CreateContainerConfigError"])
-def test_reasons_that_may_resolve_wait(reason: str) -> None:
+@pytest.mark.parametrize("reason", ["ImagePullBackOff", "ContainerCreating", "ErrImageNeverPull"])
+def test_reasons_outside_the_list_wait(reason: str) -> None:
     outcome = outcome_of("MODIFIED", _pod("Pending", **_waiting(reason, "try again")))
 
     assert (outcome.state, outcome.fatal) == ("pending", False)
-    assert outcome.message == f"{reason}: try again"
+
+
+def test_the_configured_reasons_decide() -> None:
+    pod = _pod("Pending", **_waiting("ErrImageNeverPull", "not present"))
+
+    assert outcome_of("MODIFIED", pod, ("ErrImageNeverPull",)).fatal
+    assert not outcome_of("MODIFIED", _pod("Pending", **_waiting("ErrImagePull")), ("ErrImageNeverPull",)).fatal
+    assert not outcome_of("MODIFIED", _pod("Pending", **_waiting("InvalidImageName")), ()).fatal  # empty: none
+
+
+def test_the_kubelets_pull_throttle_is_not_fatal() -> None:
+    # As the stock executor: the next pull may well succeed.
+    assert not outcome_of("MODIFIED", _pod("Pending", **_waiting("ErrImagePull", "pull QPS exceeded"))).fatal
+
+
+def test_only_init_containers_and_the_worker_count_not_a_sidecar() -> None:
+    sidecar = {"name": "proxy", "state": {"waiting": {"reason": "CreateContainerConfigError"}}}
+    worker = {"name": "base", "state": {"waiting": {"reason": "ContainerCreating"}}}
+    init = {"name": "setup", "state": {"waiting": {"reason": "ErrImagePull", "message": "no such image"}}}
+
+    assert not outcome_of("MODIFIED", _pod("Pending", containerStatuses=[sidecar, worker])).fatal
+    blocked = outcome_of("MODIFIED", _pod("Pending", containerStatuses=[sidecar, worker], initContainerStatuses=[init]))
+    assert blocked.fatal
+    assert "ErrImagePull: no such image" in blocked.message
 
 
 def test_unschedulable_pending_says_why() -> None:

@@ -57,8 +57,11 @@ class AccessRule:
     ``resource`` follows RBAC's matching: ``*`` is every resource and subresource, ``pods`` only the
     pods themselves, ``pods/log`` that subresource, ``*/log`` it on any resource. A request without a
     name (a create, an unfiltered list) is matched only by ``name="*"``; one across all namespaces by
-    a rule for any namespace. ``path`` set makes it a rule for non-resource URLs (``*`` for all, a
-    trailing ``*`` for a prefix: the client asks for ``/version/``, another URL than ``/version``).
+    a rule for any namespace. ``namespace=""`` matches only requests at the cluster scope: a
+    scheduler with a RoleBinding in each namespace but no ClusterRoleBinding, whose list and watch of
+    ``/api/v1/pods`` RBAC denies while everything in a namespace is allowed. ``path`` set makes it a
+    rule for non-resource URLs (``*`` for all, a trailing ``*`` for a prefix: the client asks for
+    ``/version/``, another URL than ``/version``).
     """
 
     verb: str = "*"

@@ -155,6 +155,10 @@ class LocalKubeAPI:
         assert self.server.http is not None
         return self.call(lambda: Counter(self.server.http.requests if self.server.http else {}))
 
+    def delete_options(self) -> list[dict[str, Any]]:
+        """The DeleteOptions of every delete request so far, in order, as the server decoded them."""
+        return self.call(lambda: copy.deepcopy(self.server.http.delete_options if self.server.http else []))
+
     def compact(self) -> int:
         """Forget the change history: a watch or continue from any earlier revision now gets 410."""
 

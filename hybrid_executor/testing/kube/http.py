@@ -81,6 +81,8 @@ class ApiHttp:
         self.kubelet = kubelet
         self.bookmark_interval = bookmark_interval
         self.requests: Counter[tuple[str, str]] = Counter()
+        # The DeleteOptions of each delete request, as decoded (for tests to see what a client sent).
+        self.delete_options: list[dict[str, Any]] = []
         self._streams: set[asyncio.Event] = set()
 
     def application(self) -> web.Application:
@@ -217,7 +219,8 @@ class ApiHttp:
         )
 
     async def _delete_options(self, request: web.Request) -> dict[str, Any]:
-        """DeleteOptions from the body, else from the query; ``dryRun`` is always there, as a list."""
+        """DeleteOptions from the body, else from the query (the delete handler's rule: a body wins
+        whole, its query is not read); ``dryRun`` is always there, as a list."""
         options: dict[str, Any] = {}
         raw = await request.read()
         if raw.strip():
@@ -227,19 +230,22 @@ class ApiHttp:
                 raise bad_request("the body of the DeleteOptions could not be decoded as JSON") from None
             if not isinstance(options, dict):
                 raise bad_request("the body of the DeleteOptions must be an object")
-            # The delete handler reads the query's options only when there is no body.
             dry = options.get("dryRun") or []
             if not isinstance(dry, list) or not all(isinstance(value, str) for value in dry):
                 raise bad_request("json: cannot unmarshal the dryRun of the DeleteOptions into Go type []string")
             options["dryRun"] = dry
         else:
             options["dryRun"] = request.query.getall("dryRun", [])
-        grace = request.query.get("gracePeriodSeconds")
-        if grace is not None:
-            try:
-                options["gracePeriodSeconds"] = int(grace)
-            except ValueError:
-                raise bad_request(f"invalid gracePeriodSeconds: {grace!r}") from None
+            grace = request.query.get("gracePeriodSeconds")
+            if grace is not None:
+                try:
+                    options["gracePeriodSeconds"] = int(grace)
+                except ValueError:
+                    raise bad_request(f"invalid gracePeriodSeconds: {grace!r}") from None
+            policy = request.query.get("propagationPolicy")
+            if policy is not None:
+                options["propagationPolicy"] = policy
+        self.delete_options.append({key: value for key, value in options.items() if key != "dryRun" or value})
         if options.get("gracePeriodSeconds") is not None and options["gracePeriodSeconds"] < 0:
             options["gracePeriodSeconds"] = 1  # what the pod strategy makes of a negative period
         return options

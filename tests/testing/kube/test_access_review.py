@@ -416,3 +416,19 @@ def test_discovery_lists_the_core_resources(kube: Any) -> None:
         "resourcequotas/status",
         "serviceaccounts",
     ]
+
+
+def test_a_rule_for_no_namespace_takes_away_only_the_cluster_scope(kube: Any, v1: client.CoreV1Api, ns: str) -> None:
+    # A scheduler bound by a RoleBinding in each namespace but by no ClusterRoleBinding.
+    kube.api.authorization.deny("*", "pods", namespace="")
+
+    with pytest.raises(ApiException) as listed:
+        v1.list_pod_for_all_namespaces()
+    with pytest.raises(ApiException) as watched:
+        v1.list_pod_for_all_namespaces(watch=True, timeout_seconds=1, _preload_content=False)
+
+    assert (listed.value.status, watched.value.status) == (403, 403)
+    assert _status(watched)["message"] == (
+        f'pods is forbidden: User "{USER}" cannot watch resource "pods" in API group "" at the cluster scope'
+    )
+    assert v1.list_namespaced_pod(ns).items == []

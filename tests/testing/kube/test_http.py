@@ -56,3 +56,29 @@ def test_a_negative_grace_period_means_one_second(
     deleting = kube.v1.delete_namespaced_pod("sleeper", "default", grace_period_seconds=-5)
 
     assert deleting.metadata.deletion_grace_period_seconds == 1
+
+
+def test_delete_options_in_the_body_win_whole_and_the_query_is_then_not_read(
+    make_kube: Callable[..., Any], pod_body: Callable[..., dict[str, Any]]
+) -> None:
+    # The delete handler decodes the body when there is one, else the query (handlers/delete.go).
+    kube = make_kube(kubelet=True)
+    for name in ("by-query", "by-body"):
+        body = pod_body(name)
+        body["spec"]["containers"][0]["command"] = ["sleep", "30"]
+        kube.v1.create_namespaced_pod("default", body)
+    deadline = time.monotonic() + 10
+    while {p.status.phase for p in kube.v1.list_namespaced_pod("default").items} != {"Running"}:
+        assert time.monotonic() < deadline, "the pods never ran"
+        time.sleep(0.05)
+
+    by_query = kube.v1.delete_namespaced_pod("by-query", "default", grace_period_seconds=7)
+    by_body = kube.v1.delete_namespaced_pod(
+        "by-body", "default", grace_period_seconds=7, body={"gracePeriodSeconds": 4, "propagationPolicy": "Background"}
+    )
+
+    assert (by_query.metadata.deletion_grace_period_seconds, by_body.metadata.deletion_grace_period_seconds) == (7, 4)
+    assert kube.api.delete_options() == [
+        {"gracePeriodSeconds": 7},
+        {"gracePeriodSeconds": 4, "propagationPolicy": "Background"},
+    ]
