@@ -77,6 +77,7 @@ class _Doctor:
         if self.api is not None:
             self.check_namespaces()
             self.check_permissions()
+            self.check_cluster_watch()
             self.check_dry_run()
         self.check_execution_api_url()
         return self.checks
@@ -218,6 +219,32 @@ class _Doctor:
                     f"chart's api-server-logs Role does) and check it: kubectl auth can-i get pods "
                     f"--subresource=log -n {namespace} --as system:serviceaccount:<its namespace>:<its name>",
                 )
+
+    def check_cluster_watch(self) -> None:
+        """multi_namespace_mode without a list: the one watch is across all namespaces, which a ClusterRole grants."""
+        from hybrid_executor.kubernetes.errors import KubeApiError
+
+        assert self.settings is not None
+        assert self.api is not None
+        if not self.settings.kubernetes.all_namespaces:
+            return
+        try:
+            denied = [verb for verb in ("list", "watch") if not self.api.may(verb, "pods", "")[0]]
+        except KubeApiError as error:
+            self.add("permissions", "WARN", f"all namespaces: cannot ask the API ({_first_line(error)})")
+            return
+        if not denied:
+            self.add("permissions", "PASS", "all namespaces: may list, watch pods (multi_namespace_mode)")
+            return
+        self.add(
+            "permissions",
+            "FAIL",
+            f"all namespaces: may not {', '.join(denied)} pods, which multi_namespace_mode without a "
+            "multi_namespace_mode_namespace_list needs",
+            "bind this identity to a ClusterRole with a ClusterRoleBinding (docs/real-cluster.md, 'All "
+            "namespaces'; the hybrid-executor chart: rbac.clusterWide.enabled=true), or list the worker "
+            "namespaces in [kubernetes_executor] multi_namespace_mode_namespace_list",
+        )
 
     def check_dry_run(self) -> None:
         from hybrid_executor.kubernetes.errors import KubeApiError

@@ -93,6 +93,11 @@ CASES: dict[str, dict[str, Any]] = {
         },
         "podTemplate": {"executionApiServerUrl": "https://airflow.example.com/execution/"},
     },
+    "cluster-wide": {
+        # multi_namespace_mode without a namespace list: one cluster-wide watch.
+        "rbac": {"clusterWide": {"enabled": True}},
+        "workerNamespaces": [{"name": "airflow-workers"}, {"name": "batch", "queue": "batch"}],
+    },
     "no-network-policy": {
         "networkPolicy": {"enabled": False},
         "workerNamespaces": [{"name": "airflow", "create": False}, {"name": "batch", "queue": "batch"}],
@@ -405,16 +410,39 @@ def test_the_notes_give_the_official_charts_settings() -> None:
 
 
 @ALL_CASES
-def test_nothing_cluster_wide_and_no_wildcards(case: str) -> None:
+def test_nothing_cluster_wide_unless_asked_and_no_wildcards(case: str) -> None:
     kinds = {manifest["kind"] for manifest in _objects(case)}
-    assert not kinds & {"ClusterRole", "ClusterRoleBinding"}
-    for role in _objects(case, "Role"):
+    if not _merged(case)["rbac"]["clusterWide"]["enabled"]:
+        assert not kinds & {"ClusterRole", "ClusterRoleBinding"}
+    for role in _objects(case, "Role") + _objects(case, "ClusterRole"):
         for rule in role["rules"]:
             for field in ("apiGroups", "resources", "verbs"):
                 assert "*" not in rule[field], (role["metadata"], rule)
             assert rule["apiGroups"] == [""]
             assert not rule.get("resourceNames")
             assert not rule.get("nonResourceURLs")
+
+
+def test_cluster_wide_rbac_grants_the_roles_verbs_in_every_namespace_to_the_same_accounts() -> None:
+    assert _objects("default", "ClusterRole") == []  # opt-in
+    roles = {role["metadata"]["name"]: role["rules"] for role in _objects("cluster-wide", "ClusterRole")}
+    namespaced = {r["metadata"]["name"]: r["rules"] for r in _objects("cluster-wide", "Role")}
+    assert roles == {
+        name: namespaced[name] for name in ("hybrid-executor-scheduler", "hybrid-executor-api-server-logs")
+    }
+    bindings = {b["metadata"]["name"]: b for b in _objects("cluster-wide", "ClusterRoleBinding")}
+    assert set(bindings) == set(roles)
+    for name, binding in bindings.items():
+        assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name}
+        assert "namespace" not in binding["metadata"]
+    assert bindings["hybrid-executor-scheduler"]["subjects"] == [
+        {"kind": "ServiceAccount", "name": "airflow-scheduler", "namespace": "airflow"}
+    ]
+    _, notes = _rendered("cluster-wide")
+    assert 'multi_namespace_mode: "True"' in notes
+    assert 'multi_namespace_mode_namespace_list: ""' in notes
+    _, default_notes = _rendered("default")
+    assert "multi_namespace_mode" not in default_notes
 
 
 @ALL_CASES
@@ -479,7 +507,7 @@ def test_namespaces_are_created_unless_create_is_false(case: str) -> None:
     wanted = {entry["name"] for entry in _merged(case)["workerNamespaces"] if entry.get("create", True)}
     assert {namespace["metadata"]["name"] for namespace in _objects(case, "Namespace")} == wanted
     for manifest in _objects(case):
-        if manifest["kind"] not in ("Namespace", "ConfigMap"):
+        if manifest["kind"] not in ("Namespace", "ConfigMap", "ClusterRole", "ClusterRoleBinding"):
             assert manifest["metadata"]["namespace"] in _worker_namespaces(case), manifest["metadata"]
 
 
@@ -665,6 +693,10 @@ REJECTED = {
     "a string for a boolean": (
         {"rbac": {"apiServerLogReader": {"enabled": "yes"}}},
         "at '/rbac/apiServerLogReader/enabled': got string, want boolean",
+    ),
+    "a string for clusterWide.enabled": (
+        {"rbac": {"clusterWide": {"enabled": "true"}}},
+        "at '/rbac/clusterWide/enabled': got string, want boolean",
     ),
     "a string for a port": (
         {"networkPolicy": {"apiServer": {"port": "8080"}}},

@@ -548,3 +548,24 @@ def test_doctor_gives_each_refusal_its_own_fix(
 
     assert check("dry-run pod", "queue kubernetes:")["status"] == "PASS"
     assert check("execution api", "queue kubernetes:")["status"] == "PASS"
+
+
+def test_doctor_says_a_cluster_wide_watch_needs_a_cluster_role(
+    airflow_environ: AirflowEnv,
+    executor_config: Callable[..., None],
+    tmp_path: Path,
+    kube_api: LocalKubeAPI,
+) -> None:
+    executor_config("kubernetes_executor", "pod_template_file", str(_template(tmp_path)))
+    executor_config("kubernetes_executor", "multi_namespace_mode", "True")
+    denied = kube_api.authorization.deny("*", "pods", namespace="")  # RoleBindings only
+    try:
+        result = hybrid(airflow_environ, "doctor", "--json")
+    finally:
+        kube_api.authorization.remove(denied)
+
+    assert result.returncode == 1
+    [check] = [c for c in json.loads(result.stdout)["checks"] if c["detail"].startswith("all namespaces:")]
+    assert check["status"] == "FAIL"
+    assert check["detail"].startswith("all namespaces: may not list, watch pods")
+    assert "rbac.clusterWide.enabled=true" in check["fix"]
