@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from hybrid_executor import __version__
-from hybrid_executor.settings import provider_config
+from hybrid_executor.options import provider_config
 
 
 def get_provider_info() -> dict[str, Any]:

@@ -7,17 +7,12 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from hybrid_executor.kubernetes.identity import WORKER_CONTAINER
+from hybrid_executor.options import STOCK_FATAL_REASONS
 
 # The stock default of worker_pod_pending_fatal_container_state_reasons: waiting reasons of a
 # pending pod's init or worker container that fail its task at once, rather than when the
 # scheduler's task_queued_timeout (or [hybrid_executor] worker_pods_pending_timeout) runs out.
-FATAL_WAITING_REASONS = (
-    "CreateContainerConfigError",
-    "ErrImagePull",
-    "CreateContainerError",
-    "ImageInspectError",
-    "InvalidImageName",
-)
+FATAL_WAITING_REASONS = STOCK_FATAL_REASONS
 # The kubelet's own pull throttle (--registry-qps): the next pull attempt may well succeed.
 _THROTTLED_PULL = ("ErrImagePull", "pull QPS exceeded")
 
