@@ -85,27 +85,19 @@ _OPTIONS = (
         fallback=("core", "parallelism"),
         ge=1,
     ),
-    Option(
-        "celery_parallelism",
-        "integer",
-        None,
-        "Not applied any more (a warning says so when it is set): a cap inside the executor held tasks "
-        "queued until task_queued_timeout failed them, and starved the other route. Cap a route with an "
-        "Airflow pool instead (the README's 'Capping a route').",
-        "leave it unset, and give the route's tasks a pool",
-        "24",
-        ge=1,
-    ),
-    Option(
-        "kubernetes_parallelism",
-        "integer",
-        None,
-        "Not applied any more (a warning says so when it is set): a cap inside the executor held tasks "
-        "queued until task_queued_timeout failed them, and starved the other route. Cap a route with an "
-        "Airflow pool instead (the README's 'Capping a route').",
-        "leave it unset, and give the route's tasks a pool",
-        "24",
-        ge=1,
+    *(
+        Option(
+            name,
+            "integer",
+            None,
+            "Not applied any more (a warning says so when it is set): a cap inside the executor held tasks "
+            "queued until task_queued_timeout failed them, and starved the other route. Cap a route with an "
+            "Airflow pool instead (the README's 'Capping a route').",
+            "leave it unset, and give the route's tasks a pool",
+            "24",
+            ge=1,
+        )
+        for name in ("celery_parallelism", "kubernetes_parallelism")
     ),
     Option(
         "namespace",
