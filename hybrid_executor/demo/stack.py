@@ -6,7 +6,8 @@
 - the local Kubernetes API with its kubelet, which runs each pod's container as a host process
   (``python -m hybrid_executor.testing.kube serve --kubelet``), and the worker namespace;
 - ``airflow api-server``, ``scheduler``, ``dag-processor``, ``triggerer`` and ``celery worker``,
-  with ``[core] executor = hybrid_executor.HybridExecutor``.
+  with ``[core] executor = hybrid_executor.HybridExecutor``; ``schedulers=2`` adds a second
+  scheduler (``scheduler-2``) on the same metadata database, as in a highly available deployment.
 
 Everything lives in ``folder``: the Airflow home, the data of both servers, the kubeconfig, the pod
 template, and one log file per process in ``folder/logs``. ``stop()`` stops it all in reverse order.
@@ -39,6 +40,10 @@ from hybrid_executor.testing.services import (
 
 WORKER_NAMESPACE = "airflow-workers"
 ADMIN_USER = "admin"
+# Seconds a task waits for an answer of the execution API (Airflow's default: 5). One api-server
+# worker on a loaded 2-core machine was seen to take longer when many tasks start at once, and a
+# task whose start call times out fails without running.
+EXECUTION_API_TIMEOUT = "30"
 AIRFLOW_PROCESSES = ("api-server", "scheduler", "dag-processor", "triggerer", "celery-worker")
 # The image the pod template names. The local kubelet does not pull images: it runs the command in
 # this machine's virtualenv, which stands in for an image holding Airflow and the DAGs.
@@ -59,6 +64,7 @@ class DemoStack:
         dags_folder: Path,
         *,
         celery_concurrency: int = 4,
+        schedulers: int = 1,
         settings: dict[str, dict[str, str]] | None = None,
     ) -> None:
         self.folder = folder.resolve()
@@ -68,6 +74,7 @@ class DemoStack:
         self.kubeconfig = self.folder / "kubeconfig"
         self.pod_template = self.folder / "pod_template.yaml"
         self.celery_concurrency = celery_concurrency
+        self.schedulers = schedulers
         self.extra_settings = settings or {}
         self.password = secrets.token_urlsafe(12)
         self.api_port = 0
@@ -141,6 +148,7 @@ class DemoStack:
                 "task_queued_timeout": "300",
             },
             "dag_processor": {"refresh_interval": "10"},
+            "workers": {"execution_api_timeout": EXECUTION_API_TIMEOUT},
             # Free ports rather than the fixed defaults (8793, 8794), so that a second stack, or
             # anything else on this machine, cannot collide with the log servers.
             "logging": {
@@ -185,6 +193,7 @@ class DemoStack:
             "AIRFLOW_HOME": str(worker_home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api_url}/execution/",
+            "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": EXECUTION_API_TIMEOUT,
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.home / "logs"),
             # A real container's hostname is its pod's name; these pods are host processes, so the
             # task reports $HOSTNAME, which the kubelet sets to the pod name as containerd does.
@@ -217,12 +226,14 @@ class DemoStack:
             "triggerer": [*airflow, "triggerer"],
             "celery-worker": [*airflow, "celery", "worker", "--celery-hostname", "demo-worker@%h"],
         }
+        for number in range(2, self.schedulers + 1):
+            commands[f"scheduler-{number}"] = [*airflow, "scheduler"]
         for name, command in commands.items():
             self._process(name, command, env).start()
         api = self.api()
         deadline = time.monotonic() + 300
         while True:
-            for name in AIRFLOW_PROCESSES:
+            for name in commands:
                 process = self.processes[name]
                 if not process.is_running():
                     raise StackError(

@@ -298,6 +298,9 @@ class KubernetesPodExecutor(BaseExecutor):
             self._launcher.cancel(pod.name)  # the pod exists: no attempt may make another once it is gone
         if pod.finished or pod.revoked:
             return
+        if event.type == "DELETED" and not event.synthetic and not metadata.get("deletionTimestamp"):
+            self._let_go(pod)
+            return
         outcome = outcome_of(event.type, event.pod, self.settings.worker_pod_pending_fatal_container_state_reasons)
         if outcome.state == "pending":
             self._note_pending(pod, outcome)
@@ -311,6 +314,26 @@ class KubernetesPodExecutor(BaseExecutor):
                 self.log_task_event(event="pod phase Unknown", extra=outcome.message, ti_key=pod.key)
         elif outcome.state in ("success", "failed"):
             self._finish(pod, outcome)
+
+    def _let_go(self, pod: TrackedPod) -> None:
+        """The pod left this scheduler's selector without being deleted: another scheduler adopted it.
+
+        A deleted pod's last state always carries deletionTimestamp (the API server writes it before
+        it removes any pod); only a relabel, which adoption alone does, ends a watch's view of a pod
+        without it. That scheduler took this one for dead (a heartbeat later than
+        scheduler_health_check_threshold) and now reports the task: nothing is reported here, and
+        the slot is freed, as the stock executor does with its ADOPTED state.
+        """
+        self.log.info(
+            "Task %s: pod %s/%s was adopted by another scheduler; no longer followed here",
+            pod.key,
+            pod.namespace,
+            pod.name,
+        )
+        pod.finished = True
+        if pod.current:
+            self.running.discard(pod.key)
+        self._release(pod)
 
     def _note_pending(self, pod: TrackedPod, outcome: PodOutcome) -> None:
         if outcome.fatal:

@@ -115,6 +115,7 @@ class PodEvent:
 
     type: str
     pod: dict[str, Any]
+    synthetic: bool = False  # a DELETED the watcher made up after a relist, not the server's
 
 
 def _key(pod: dict[str, Any]) -> tuple[str, str]:
@@ -326,7 +327,7 @@ class PodWatcher:
                 tombstone["metadata"]["name"],
                 tombstone["metadata"].get("uid"),
             )
-            self._events.put(PodEvent("DELETED", tombstone))
+            self._events.put(PodEvent("DELETED", tombstone, synthetic=True))
         self._known = {key: _tombstone(pod) for key, pod in listed.items()}
         for pod in listed.values():
             self._events.put(PodEvent(RELISTED, pod))

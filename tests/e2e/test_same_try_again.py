@@ -9,14 +9,13 @@ kept or deleted; before pods were named per queueing, the second queueing found 
 from __future__ import annotations
 
 import json
-import threading
 import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import pytest
 from demo_command import E2E_DAGS
+from pods_seen import PodsSeen
 
 from hybrid_executor.demo.processes import processes_using
 from hybrid_executor.demo.report import follow_run
@@ -27,41 +26,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.timeout(900)]
 
 DAG_ID = "same_try_again"
 POKES = 3  # as in the DAG
-
-
-class PodsSeen:
-    """Every pod that appears in a namespace, by name, from a watch of the test's own."""
-
-    def __init__(self, core: Any, namespace: str) -> None:
-        from kubernetes import watch
-
-        self.annotations: dict[str, dict[str, str]] = {}
-        self.error: BaseException | None = None
-        self._stopped = False
-        self._watch = watch.Watch()
-        self._thread = threading.Thread(target=self._run, args=(core, namespace), daemon=True)
-        self._thread.start()
-
-    def _run(self, core: Any, namespace: str) -> None:
-        try:
-            for event in self._watch.stream(core.list_namespaced_pod, namespace, timeout_seconds=600):
-                pod = event["object"]
-                self.annotations.setdefault(pod.metadata.name, dict(pod.metadata.annotations or {}))
-        except Exception as error:  # the stack stopping ends the stream; before that, it is a failure
-            if not self._stopped:
-                self.error = error
-
-    def by_task(self, run_id: str) -> dict[str, list[dict[str, str]]]:
-        assert self.error is None, f"the test's watch broke: {self.error!r}"
-        tasks: dict[str, list[dict[str, str]]] = defaultdict(list)
-        for seen in list(self.annotations.values()):
-            if seen.get("run_id") == run_id:
-                tasks[seen["task_id"]].append(seen)
-        return tasks
-
-    def stop(self) -> None:
-        self._stopped = True
-        self._watch.stop()
 
 
 def _phases(core: Any) -> dict[str, str]:
@@ -103,7 +67,7 @@ def test_each_resumption_and_each_poke_runs_in_a_pod_of_its_own(tmp_path: Path, 
             assert len(set(queueings)) == len(queueings)  # each pod made for a queueing of its own
 
         # A task reports its state before its process exits: its pod ends a moment after the run.
-        expected = {} if delete_worker_pods == "True" else dict.fromkeys(seen.annotations, "Succeeded")
+        expected = {} if delete_worker_pods == "True" else dict.fromkeys(seen.names(), "Succeeded")
         deadline = time.monotonic() + 60
         while (left := _phases(core)) != expected and time.monotonic() < deadline:
             time.sleep(0.5)

@@ -385,6 +385,49 @@ def test_a_scheduler_asked_to_adopt_its_own_running_tasks_keeps_them(
     assert_one_pod_each(pod_history, queued)
 
 
+def test_a_live_scheduler_whose_pod_another_adopts_lets_it_go_without_a_report(
+    executors: Executors,
+    kube_route: str,
+    queue_run: Callable[..., list[Any]],
+    kube_api: LocalKubeAPI,
+    namespace: str,
+    pod_history: PodHistory,
+) -> None:
+    # Two schedulers: the other took this one for dead (its heartbeat came late on a loaded machine)
+    # and adopted its pod, relabelling it. This one's watch sees the pod leave its selector: a
+    # DELETED event without deletionTimestamp. The pod was not deleted, and its task is the other's
+    # now: reporting it failed ("deleted while its task was running") would be false.
+    from airflow.utils.state import TaskInstanceState
+
+    late = executors.start(job_id=31)
+    queued = queue_run(kube_route, late, ["sleep_3"])
+    queue_all(late, queued)
+    key, name = queued[0].key, queued[0].pod_name
+    heartbeat_until(late, lambda: phases(kube_api, namespace).get(name) == "Running", what="the pod to run")
+    other = executors.start(job_id=32)
+    heartbeat_until(other, lambda: other.kubernetes_executor._watchers[namespace].synced, what="the watcher to list")
+
+    assert other.try_adopt_task_instances([queued[0].ti]) == []
+
+    reported: dict[Any, Any] = {}
+
+    def let_go() -> bool:
+        reported.update(late.get_event_buffer())
+        return key not in late.running
+
+    heartbeat_until(late, let_go, what="the late scheduler to let the adopted task go")
+    events = wait_for_final(other, {key})
+    for _ in range(5):  # the late one's watch has long seen the pod finish: nothing more comes
+        late.heartbeat()
+        reported.update(late.get_event_buffer())
+        time.sleep(0.05)
+    assert reported == {}
+    assert event_log(late) == {}
+    assert events[key].state == TaskInstanceState.SUCCESS
+    assert kube_api.pod(namespace, name)["metadata"]["labels"][LABEL_SCHEDULER_JOB] == "32"
+    assert_one_pod_each(pod_history, queued)
+
+
 # --- 4. revoke ----------------------------------------------------------------------------------
 
 

@@ -84,20 +84,23 @@ class Kube:
         pod = self.v1.patch_namespaced_pod(name, NS, {"metadata": {"annotations": {"step": str(step)}}})
         return ("MODIFIED", name, pod.metadata.resource_version)
 
-    def delete(self, name: str) -> Seen:
+    def delete(self, name: str) -> list[Seen]:
+        """Two changes: the server marks the pod (deletionTimestamp), then removes it, at the next revision."""
         gone = self.v1.delete_namespaced_pod(name, NS, grace_period_seconds=0)
-        return ("DELETED", name, gone.metadata.resource_version)
+        removed = gone.metadata.resource_version
+        return [("MODIFIED", name, str(int(removed) - 1)), ("DELETED", name, removed)]
 
     def churn(self, count: int) -> list[Seen]:
-        """``count`` changes: each new pod is created, patched, then deleted."""
+        """``count`` requests: each new pod is created, patched, then deleted; the events they make."""
         done: list[Seen] = []
-        while len(done) < count:
+        requests = 0
+        while requests < count:
             name = f"churn-{next(self.names)}"
-            done.append(self.create(name))
-            if len(done) < count:
-                done.append(self.patch(name, 1))
-            if len(done) < count:
-                done.append(self.delete(name))
+            for step in (self.create, lambda name: self.patch(name, 1), self.delete):
+                if requests < count:
+                    made = step(name)
+                    done.extend(made if isinstance(made, list) else [made])
+                    requests += 1
         return done
 
     def cut_watches_into(self, rule: FaultRule, timeout: float = 5.0) -> None:
@@ -238,8 +241,8 @@ def no_secret_in_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
 def test_create_modify_delete_arrive_in_order(kube: Kube, watch: Callable[..., Watched]) -> None:
     watched = watch()
 
-    done = [kube.create("a"), kube.patch("a", 1), kube.create("b"), kube.delete("a"), kube.patch("b", 1)]
-    done.append(kube.delete("b"))
+    done = [kube.create("a"), kube.patch("a", 1), kube.create("b"), *kube.delete("a"), kube.patch("b", 1)]
+    done.extend(kube.delete("b"))
 
     assert watched.take(len(done)) == done
     assert watched.watcher.resource_version == done[-1][2]
@@ -351,8 +354,8 @@ def test_after_410_the_watcher_relists_and_reports_what_went_meanwhile(
     names = [seen[:2] for seen in after]
     assert names.index(("DELETED", "reborn")) < names.index((RELISTED, "reborn"))
     # And the watch goes on from the new list.
-    done = [kube.patch("keep", 1), kube.delete("fresh")]
-    assert watched.take(2) == done
+    done = [kube.patch("keep", 1), *kube.delete("fresh")]
+    assert watched.take(len(done)) == done
 
 
 def test_a_watch_resumes_from_a_bookmark(make_kube: Callable[..., Kube], watch: Callable[..., Watched]) -> None:

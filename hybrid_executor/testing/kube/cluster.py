@@ -134,6 +134,16 @@ class Cluster:
         # A pod no kubelet runs, or one that has finished, goes at once (the pod strategy's rule).
         if not pod["spec"].get("nodeName") or pod["status"].get("phase") in TERMINAL_PHASES:
             grace = 0
+        metadata = pod["metadata"]
+        if grace == 0 and not metadata.get("deletionTimestamp") and not metadata.get("finalizers"):
+            # The pod strategy makes every pod deletion graceful, so the generic store first writes
+            # the mark (deletionTimestamp now, grace 0), then removes the pod: watchers see it
+            # marked, and the DELETED object carries the mark, unlike a pod that left a selector.
+            marked = copy.deepcopy(pod)
+            marked["metadata"]["deletionTimestamp"] = _timestamp()
+            marked["metadata"]["deletionGracePeriodSeconds"] = 0
+            self.store.update("pods", marked)
+            return self.store.remove("pods", namespace, name)
         return self._delete_gracefully("pods", pod, grace)
 
     def _delete_gracefully(self, resource: str, obj: dict[str, Any], grace: int) -> dict[str, Any]:

@@ -50,6 +50,8 @@ def test_every_change_in_any_resource_raises_the_one_counter(
     changed_once(v1.patch_namespaced_pod("p", "rv", {"metadata": {"labels": {"a": "b"}}}).metadata.resource_version)
     changed_once(v1.patch_namespaced_pod_status("p", "rv", {"status": {"phase": "Running"}}).metadata.resource_version)
     changed_once(v1.patch_namespace("rv", {"metadata": {"labels": {"x": "y"}}}).metadata.resource_version)
+    # An immediate delete is two changes: the store marks the pod (deletionTimestamp), then removes it.
+    counter += 1
     changed_once(v1.delete_namespaced_pod("p", "rv").metadata.resource_version)
     quota = {"metadata": {"name": "q"}, "spec": {"hard": {"pods": "5"}}}
     changed_once(v1.create_namespaced_resource_quota("rv", quota).metadata.resource_version)

@@ -66,7 +66,7 @@ def test_from_a_list_resource_version_come_exactly_the_later_events_in_order(
     v1.patch_namespaced_pod("a", ns, {"metadata": {"labels": {"step": "2"}}})
     v1.delete_namespaced_pod("a", ns)
     make_pod("marker")
-    assert _take(events, 3) == [("MODIFIED", "a"), ("DELETED", "a"), ("ADDED", "marker")]
+    assert _take(events, 4) == [("MODIFIED", "a"), ("MODIFIED", "a"), ("DELETED", "a"), ("ADDED", "marker")]
 
 
 def test_watch_events_carry_the_whole_object(
@@ -81,7 +81,7 @@ def test_watch_events_carry_the_whole_object(
     deleted = v1.delete_namespaced_pod("full", ns)
 
     events = pod_watch(resource_version=start)
-    added, modified, gone = next(events), next(events), next(events)
+    added, modified, _marked, gone = next(events), next(events), next(events), next(events)
 
     assert isinstance(added["object"], client.V1Pod)
     assert added["raw_object"]["kind"] == "Pod"
@@ -198,7 +198,7 @@ def test_field_selector_watch_on_the_name(
 
     events = pod_watch(resource_version=start, field_selector="metadata.name=mine")
 
-    assert _take(events, 2) == [("ADDED", "mine"), ("DELETED", "mine")]
+    assert _take(events, 3) == [("ADDED", "mine"), ("MODIFIED", "mine"), ("DELETED", "mine")]
 
 
 def test_watch_across_all_namespaces(v1: client.CoreV1Api, make_pod: Callable[..., client.V1Pod]) -> None:
@@ -420,3 +420,35 @@ def test_watch_with_an_unsupported_field_is_400_at_once(v1: client.CoreV1Api, ns
 
     assert excinfo.value.status == 400
     assert json.loads(excinfo.value.body)["message"] == "field label not supported: spec.image"
+
+
+def test_an_immediate_pod_delete_marks_the_pod_before_removing_it(
+    v1: client.CoreV1Api,
+    ns: str,
+    make_pod: Callable[..., client.V1Pod],
+    pod_watch: Callable[..., Iterator[dict[str, Any]]],
+) -> None:
+    # The generic store writes deletionTimestamp and deletionGracePeriodSeconds 0 (the pod strategy
+    # makes any delete graceful), then removes the object: a watch sees the pod marked, then gone,
+    # and the DELETED object carries the mark. Only a pod that leaves a selector, not deleted, comes
+    # without one: what tells a client (the stock KubernetesExecutor) that another relabelled it.
+    start = v1.list_namespaced_pod(ns).metadata.resource_version
+    make_pod("unscheduled")
+    v1.delete_namespaced_pod("unscheduled", ns)
+    make_pod("forced", nodeName="node-1")
+    v1.delete_namespaced_pod("forced", ns, grace_period_seconds=0)
+
+    events = pod_watch(resource_version=start)
+    seen = [next(events) for _ in range(6)]
+
+    assert [(e["type"], e["raw_object"]["metadata"]["name"]) for e in seen] == [
+        ("ADDED", "unscheduled"),
+        ("MODIFIED", "unscheduled"),
+        ("DELETED", "unscheduled"),
+        ("ADDED", "forced"),
+        ("MODIFIED", "forced"),
+        ("DELETED", "forced"),
+    ]
+    for marked in (seen[1], seen[2], seen[4], seen[5]):
+        assert marked["raw_object"]["metadata"]["deletionTimestamp"]
+        assert marked["raw_object"]["metadata"]["deletionGracePeriodSeconds"] == 0
