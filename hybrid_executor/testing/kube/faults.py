@@ -6,6 +6,11 @@ the connection is reset before the answer is sent, as when a load balancer drops
 a client's timeout fires while the server commits). Only the second makes a client that retries
 meet its own earlier write.
 
+``watch_expired`` makes a matching watch answer as the watch cache does when the requested
+resourceVersion has been compacted away: a 200 stream whose only event is an ERROR carrying the
+410 Expired Status "too old resource version: <requested> (<oldest kept>)", as if etcd had just
+compacted up to now. The client must list again.
+
 Rules are added from the test's thread and read on the server's loop, hence the lock. A rule
 fires on a matching request with its probability, at most ``times`` times; ``hits`` counts how
 often it did, so a test can assert that its fault was really met.
@@ -59,6 +64,7 @@ class FaultRule:
     watch_close_after_seconds: float | None = None
     hits: int = 0
     reset_after_apply: bool = False
+    watch_expired: bool = False
 
     def matches(self, verb: str, resource: str, path: str) -> bool:
         return (
@@ -90,6 +96,7 @@ class Decision:
     watch_close_after_seconds: float | None = None
     fired: list[FaultRule] = field(default_factory=list)
     reset_after_apply: bool = False
+    watch_expired: bool = False
 
 
 class FaultInjector(RuleList[FaultRule]):
@@ -113,6 +120,7 @@ class FaultInjector(RuleList[FaultRule]):
         watch_close_after_events: int | None = None,
         watch_close_after_seconds: float | None = None,
         reset_after_apply: bool = False,
+        watch_expired: bool = False,
     ) -> FaultRule:
         """Add a rule; see FaultRule. Returns it, so a test can read ``hits`` or remove it."""
         if verb != "*" and verb not in VERBS:
@@ -121,6 +129,8 @@ class FaultInjector(RuleList[FaultRule]):
             raise ValueError(f"probability must be within 0..1, got {probability}")
         if status is not None and not 400 <= status <= 599:
             raise ValueError(f"status must be an HTTP error code (400-599), got {status}")
+        if watch_expired and verb not in ("watch", "*"):
+            raise ValueError(f"watch_expired answers watches only: give verb 'watch', not {verb!r}")
         rule = FaultRule(
             verb,
             resource,
@@ -135,6 +145,7 @@ class FaultInjector(RuleList[FaultRule]):
             watch_close_after_events,
             watch_close_after_seconds,
             reset_after_apply=reset_after_apply,
+            watch_expired=watch_expired,
         )
         return self._add(rule)
 
@@ -166,6 +177,7 @@ class FaultInjector(RuleList[FaultRule]):
                     decision.watch_close_after_events = rule.watch_close_after_events
                 if rule.watch_close_after_seconds is not None:
                     decision.watch_close_after_seconds = rule.watch_close_after_seconds
+                decision.watch_expired = decision.watch_expired or rule.watch_expired
         return decision
 
 

@@ -28,7 +28,7 @@ from hybrid_executor.testing.kube.authorization import (
 from hybrid_executor.testing.kube.cluster import Cluster
 from hybrid_executor.testing.kube.decoding import decode
 from hybrid_executor.testing.kube.discovery import DISCOVERY
-from hybrid_executor.testing.kube.errors import ApiError, bad_request, method_not_allowed
+from hybrid_executor.testing.kube.errors import ApiError, bad_request, method_not_allowed, too_old_resource_version
 from hybrid_executor.testing.kube.faults import Decision, FaultInjector
 from hybrid_executor.testing.kube.kinds import KINDS, NAMESPACED
 from hybrid_executor.testing.kube.listing import parse_revision
@@ -81,6 +81,8 @@ class ApiHttp:
         self.kubelet = kubelet
         self.bookmark_interval = bookmark_interval
         self.requests: Counter[tuple[str, str]] = Counter()
+        # Delete calls per object, (resource, namespace, name): whatever they were answered.
+        self.deletes: Counter[tuple[str, str, str]] = Counter()
         self._streams: set[asyncio.Event] = set()
 
     def application(self) -> web.Application:
@@ -109,6 +111,8 @@ class ApiHttp:
         label = target.label if target else ("selfsubjectaccessreviews" if review else "")
         verb = verb_of(request.method, target, request.query)
         self.requests[(verb, label or path)] += 1
+        if verb == "delete" and target is not None and target.name is not None and not target.subresource:
+            self.deletes[(target.resource, target.namespace or "", target.name)] += 1
         decision = self.faults.decide(verb, label, path)
         if decision.latency:
             await asyncio.sleep(decision.latency)
@@ -279,6 +283,8 @@ class ApiHttp:
         response.enable_chunked_encoding()
         await response.prepare(request)
         try:
+            if decision.watch_expired:
+                raise too_old_resource_version(since or 0, self.store.revision)
             subscription = self.store.subscribe(target.resource, namespace, labels, fields, since)
         except ApiError as error:
             with contextlib.suppress(ConnectionResetError):

@@ -365,6 +365,53 @@ def test_timeout_seconds_shorter_than_the_rule_wins(api: LocalKubeAPI, v1: clien
     assert time.monotonic() - began < 3
 
 
+def test_a_watch_expired_rule_answers_one_error_event_410_as_the_watch_cache_does_then_lets_watches_through(
+    api: LocalKubeAPI, v1: client.CoreV1Api
+) -> None:
+    v1.create_namespaced_pod(NAMESPACE, pod("before"))
+    since = v1.list_namespaced_pod(NAMESPACE).metadata.resource_version
+    rule = api.faults.add("watch", "pods", watch_expired=True, times=1)
+
+    lines = raw_watch_lines(v1, since)
+    assert lines == [
+        {
+            "type": "ERROR",
+            "object": {
+                "kind": "Status",
+                "apiVersion": "v1",
+                "metadata": {},
+                "status": "Failure",
+                "message": f"too old resource version: {since} ({api.resource_version})",
+                "reason": "Expired",
+                "code": 410,
+            },
+        }
+    ]
+    assert rule.hits == 1
+    v1.create_namespaced_pod(NAMESPACE, pod("after"))
+    assert [
+        (line["type"], line["object"]["metadata"]["name"]) for line in raw_watch_lines(v1, since, timeout_seconds=1)
+    ] == [("ADDED", "after")]
+
+
+def test_watch_expired_is_refused_on_a_verb_that_is_no_watch(api: LocalKubeAPI) -> None:
+    with pytest.raises(ValueError, match="watch_expired answers watches only: give verb 'watch', not 'list'"):
+        api.faults.add("list", "pods", watch_expired=True)
+
+
+def test_delete_calls_are_counted_per_pod_whatever_their_answer(api: LocalKubeAPI, v1: client.CoreV1Api) -> None:
+    v1.create_namespaced_pod(NAMESPACE, pod("deleted-twice"))
+    api.faults.add("delete", "pods", status=500, times=1)
+    with pytest.raises(ApiException):
+        v1.delete_namespaced_pod("deleted-twice", NAMESPACE)
+    v1.delete_namespaced_pod("deleted-twice", NAMESPACE, grace_period_seconds=0)
+    with pytest.raises(ApiException):
+        v1.delete_namespaced_pod("never-was", NAMESPACE)
+
+    assert api.delete_requests() == {(NAMESPACE, "deleted-twice"): 2, (NAMESPACE, "never-was"): 1}
+    assert api.delete_requests("namespaces") == {}
+
+
 def test_a_watch_cut_with_a_reset_breaks_the_stream_mid_way(api: LocalKubeAPI, v1: client.CoreV1Api) -> None:
     since = v1.list_namespaced_pod(NAMESPACE).metadata.resource_version
     for name in ("a", "b", "c"):
