@@ -10,11 +10,11 @@ processes), so that its faults can be set and its record of requests read direct
   drawn from a seeded random source;
 - a ResourceQuota of 20 pods in the worker namespace (the 21st running pod is refused with 403
   "exceeded quota", and the executor must wait for room);
-- every watch of pods is cut after 5 s; once, at 10% of the tasks done, one watch answers
-  410 Expired ("too old resource version"), as after an etcd compaction;
-- at 20% and 60% of the tasks done the scheduler's process group is SIGKILLed and a new scheduler
-  started; at 40% Redis (broker and result backend, with its append-only file as a production
-  broker keeps one) is stopped and started again on its port.
+- every watch of pods is cut after 5 s; once, at 10% of the Kubernetes tasks done, one watch
+  answers 410 Expired ("too old resource version"), as after an etcd compaction;
+- at 20% and 60% of all tasks done the scheduler's process group is SIGKILLed and a new scheduler
+  started; at 40% of the Celery tasks done Redis (broker and result backend, with its append-only
+  file as a production broker keeps one) is stopped and started again on its port.
 
 Then it waits for every task instance to be terminal and prints: tasks terminal, tasks lost
 (not terminal at the end, or failed without a reason in the event log), failed tasks and why,
@@ -48,6 +48,7 @@ import sqlalchemy
 from sqlalchemy import text
 
 from hybrid_executor.demo.stack import WORKER_NAMESPACE, DemoStack
+from hybrid_executor.kubernetes.identity import LABEL_SCHEDULER_JOB
 from hybrid_executor.testing.kube import FaultRule, KubeletConfig, LocalKubeAPI
 from hybrid_executor.testing.services import RedisServer
 
@@ -59,9 +60,14 @@ KUBERNETES_SHARE = 0.7
 POD_QUOTA = 20
 TERMINAL = {"success", "failed", "upstream_failed", "skipped", "removed"}
 # When, as the share of mapped tasks terminal, each disruption comes.
-FORCED_410_AT = 0.10
-SCHEDULER_KILLS_AT = (0.20, 0.60)
-REDIS_RESTART_AT = 0.40
+# When each disruption comes: at a share of one route's mapped tasks terminal (None: of all of them).
+# The broker's restart counts Celery's tasks, which end long before the pods do, so that it meets
+# Celery tasks in flight; the 410 counts the pods', so that it meets a watch with pods to follow.
+FORCED_410_AT = ("kubernetes", 0.10)
+SCHEDULER_KILLS_AT = ((None, 0.20), (None, 0.60))
+REDIS_RESTART_AT = ("celery", 0.40)
+# How long, after the last task ended, the pods have to be deleted before they count as left behind.
+SETTLE_SECONDS = 120
 
 
 # --- the stack ----------------------------------------------------------------------------------
@@ -74,6 +80,7 @@ class SoakStack(DemoStack):
         super().__init__(folder, DAGS, settings=settings)
         self.seed = seed
         self.kube: LocalKubeAPI | None = None
+        self.faults: dict[str, FaultRule] = {}
         self.pods_created: list[dict[str, Any]] = []  # every pod the API stored, as it was created
 
     def _start_redis(self) -> None:
@@ -105,6 +112,7 @@ class SoakStack(DemoStack):
         core.create_namespace({"metadata": {"name": WORKER_NAMESPACE}})
         quota = {"metadata": {"name": "pods"}, "spec": {"hard": {"pods": str(POD_QUOTA)}}}
         core.create_namespaced_resource_quota(WORKER_NAMESPACE, quota)
+        self.faults = _faults(self.kube)  # before any Airflow process talks to the API
 
     def stop(self) -> None:
         super().stop()
@@ -144,7 +152,8 @@ def _settings() -> dict[str, dict[str, str]]:
 
 @dataclass
 class Disruption:
-    at: float  # share of mapped tasks terminal
+    route: str | None  # whose tasks count towards ``at``: "kubernetes", "celery", or None for all
+    at: float  # share of those mapped tasks terminal
     what: str
     action: Callable[[], None]
     done_after: float | None = None  # seconds after the trigger
@@ -196,14 +205,13 @@ def _drive(stack: SoakStack, engine: sqlalchemy.Engine, sizes: dict[str, int], t
     kube = stack.kube
     run = Run(api.trigger(DAG_ID, sizes), time.monotonic())
     run.disruptions = [
-        Disruption(FORCED_410_AT, "one watch answers 410 Expired", lambda: _force_410(kube)),
+        Disruption(*FORCED_410_AT, "one watch answers 410 Expired", lambda: _force_410(kube)),
         *(
-            Disruption(at, f"scheduler SIGKILLed and restarted (#{n})", lambda: _kill_scheduler(stack))
-            for n, at in enumerate(SCHEDULER_KILLS_AT, 1)
+            Disruption(route, at, f"scheduler SIGKILLed and restarted (#{n})", lambda: _kill_scheduler(stack))
+            for n, (route, at) in enumerate(SCHEDULER_KILLS_AT, 1)
         ),
-        Disruption(REDIS_RESTART_AT, "Redis stopped and started again", stack.restart_redis),
+        Disruption(*REDIS_RESTART_AT, "Redis stopped and started again", stack.restart_redis),
     ]
-    run.disruptions.sort(key=lambda d: d.at)
     total = sum(sizes.values())
     deadline = run.began + timeout
     last_report = 0.0
@@ -211,14 +219,21 @@ def _drive(stack: SoakStack, engine: sqlalchemy.Engine, sizes: dict[str, int], t
         tis = _task_instances(engine, run.run_id)
         mapped = [ti for ti in tis if ti["task_id"] in ROUTE_TASKS.values()]
         done = sum(ti["state"] in TERMINAL for ti in mapped)
+        done_on = {
+            route: sum(ti["state"] in TERMINAL for ti in mapped if ti["task_id"] == task_id)
+            for route, task_id in ROUTE_TASKS.items()
+        }
         everything_done = len(tis) == total + len(ROUTE_TASKS) and all(ti["state"] in TERMINAL for ti in tis)
         planners_failed = any(ti["state"] in TERMINAL - {"success"} for ti in tis if ti not in mapped)
         if everything_done or planners_failed:
             return run
         now = time.monotonic()
         for disruption in run.disruptions:
-            if disruption.done_after is None and done >= disruption.at * total:
-                print(f"  {now - run.began:7.1f} s  {done}/{total} done: {disruption.what}", flush=True)
+            route = disruption.route
+            reached = (done_on[route] >= disruption.at * sizes[route]) if route else done >= disruption.at * total
+            if disruption.done_after is None and reached:
+                progress = ", ".join(f"{route} {done_on[route]}/{sizes[route]}" for route in ROUTE_TASKS)
+                print(f"  {now - run.began:7.1f} s  {done}/{total} done ({progress}): {disruption.what}", flush=True)
                 disruption.action()
                 disruption.done_after = time.monotonic() - run.began
         if now - last_report >= 30:
@@ -247,6 +262,11 @@ def _phases(pods: list[dict[str, Any]]) -> str:
     return f"{len(pods)} " + (f"({', '.join(f'{n} {phase}' for phase, n in sorted(phases.items()))})" if pods else "")
 
 
+def _owners(pods: list[dict[str, Any]]) -> str:
+    owners = Counter(str((pod["metadata"].get("labels") or {}).get(LABEL_SCHEDULER_JOB)) for pod in pods)
+    return ", ".join(f"job {job}: {n}" for job, n in sorted(owners.items())) or "-"
+
+
 def _percentile(values: list[float], share: float) -> float:
     if not values:
         return float("nan")
@@ -254,13 +274,16 @@ def _percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
+def _settle(kube: LocalKubeAPI, seconds: float) -> float:
+    """Wait (at most ``seconds``) for the worker pods to be deleted; how long it took."""
+    began = time.monotonic()
+    while kube.pods(WORKER_NAMESPACE) and time.monotonic() - began < seconds:
+        time.sleep(2)
+    return time.monotonic() - began
+
+
 def _report(
-    stack: SoakStack,
-    engine: sqlalchemy.Engine,
-    run: Run,
-    sizes: dict[str, int],
-    faults: dict[str, FaultRule],
-    wall: float,
+    stack: SoakStack, engine: sqlalchemy.Engine, run: Run, sizes: dict[str, int], wall: float, settled: float
 ) -> bool:
     assert stack.kube is not None
     tis = _task_instances(engine, run.run_id)
@@ -300,7 +323,8 @@ def _report(
             "pods never asked to be deleted",
             f"{sum(1 for m in stack.pods_created if (m['namespace'], m['name']) not in deletes)}",
         ),
-        ("pods left at the end, by phase", _phases(left)),
+        (f"pods left {settled:.0f} s after the end, by phase", _phases(left)),
+        ("  their scheduler jobs (label)", _owners(left)),
         ("wall time", f"{wall:.0f} s"),
     ]
     for route, task_id in ROUTE_TASKS.items():
@@ -317,10 +341,11 @@ def _report(
         )
     requests = stack.kube.requests()
     rows.append(("pod creates asked (all answers)", f"{requests[('create', 'pods')]}"))
-    rule_hits = {name: rule.hits for name, rule in faults.items()}
+    rule_hits = {name: rule.hits for name, rule in stack.faults.items()}
     rule_hits["watch 410 Expired"] = sum(rule.hits for rule in stack.kube.faults.rules if rule.watch_expired)
     rows += [(f"faults served: {name}", f"{hits}") for name, hits in rule_hits.items()]
-    rows += [(f"at {d.done_after:.0f} s" if d.done_after is not None else "never", d.what) for d in run.disruptions]
+    happened = sorted(run.disruptions, key=lambda d: float("inf") if d.done_after is None else d.done_after)
+    rows += [(f"at {d.done_after:.0f} s" if d.done_after is not None else "never", d.what) for d in happened]
 
     width = max(len(name) for name, _ in rows)
     print()
@@ -361,11 +386,11 @@ def main(argv: list[str] | None = None) -> int:
         stack.start()
         assert stack.kube is not None
         assert stack.postgres is not None
-        faults = _faults(stack.kube)
         engine = sqlalchemy.create_engine(stack.postgres.url)
         run = _drive(stack, engine, sizes, args.timeout)
         wall = time.monotonic() - run.began
-        ok = _report(stack, engine, run, sizes, faults, wall)
+        settled = _settle(stack.kube, SETTLE_SECONDS)
+        ok = _report(stack, engine, run, sizes, wall, settled)
     finally:
         if engine is not None:
             engine.dispose()
