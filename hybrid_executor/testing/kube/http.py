@@ -284,7 +284,9 @@ class ApiHttp:
         await response.prepare(request)
         try:
             if decision.watch_expired:
-                raise too_old_resource_version(since or 0, self.store.revision)
+                # As if etcd had just compacted up to now; the oldest kept is past the one asked for.
+                requested = since or 0
+                raise too_old_resource_version(requested, max(self.store.revision, requested + 1))
             subscription = self.store.subscribe(target.resource, namespace, labels, fields, since)
         except ApiError as error:
             with contextlib.suppress(ConnectionResetError):

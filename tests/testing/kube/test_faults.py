@@ -368,30 +368,22 @@ def test_timeout_seconds_shorter_than_the_rule_wins(api: LocalKubeAPI, v1: clien
 def test_a_watch_expired_rule_answers_one_error_event_410_as_the_watch_cache_does_then_lets_watches_through(
     api: LocalKubeAPI, v1: client.CoreV1Api
 ) -> None:
-    v1.create_namespaced_pod(NAMESPACE, pod("before"))
     since = v1.list_namespaced_pod(NAMESPACE).metadata.resource_version
+    v1.create_namespaced_pod(NAMESPACE, pod("since"))
     rule = api.faults.add("watch", "pods", watch_expired=True, times=1)
 
-    lines = raw_watch_lines(v1, since)
-    assert lines == [
-        {
-            "type": "ERROR",
-            "object": {
-                "kind": "Status",
-                "apiVersion": "v1",
-                "metadata": {},
-                "status": "Failure",
-                "message": f"too old resource version: {since} ({api.resource_version})",
-                "reason": "Expired",
-                "code": 410,
-            },
-        }
-    ]
+    [expired] = raw_watch_lines(v1, since)
     assert rule.hits == 1
+    assert expired["type"] == "ERROR"
+    assert (expired["object"]["code"], expired["object"]["reason"]) == (410, "Expired")
+    # Word for word what the server answers once the history really is compacted up to now.
+    api.compact()
+    assert raw_watch_lines(v1, since) == [expired]
+
+    since = v1.list_namespaced_pod(NAMESPACE).metadata.resource_version
     v1.create_namespaced_pod(NAMESPACE, pod("after"))
-    assert [
-        (line["type"], line["object"]["metadata"]["name"]) for line in raw_watch_lines(v1, since, timeout_seconds=1)
-    ] == [("ADDED", "after")]
+    events = raw_watch_lines(v1, since, timeout_seconds=1)
+    assert [(line["type"], line["object"]["metadata"]["name"]) for line in events] == [("ADDED", "after")]
 
 
 def test_watch_expired_is_refused_on_a_verb_that_is_no_watch(api: LocalKubeAPI) -> None:
