@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import copy
 import os
+import re
 import shutil
 import signal
 import sys
@@ -135,10 +136,11 @@ def _settings() -> dict[str, dict[str, str]]:
     return {
         "core": {"parallelism": "48"},
         "scheduler": {
-            # A killed scheduler counts as dead after 12 s without a heartbeat; its tasks are then
-            # adopted at the next orphan check, within 3 s.
+            # A killed scheduler counts as dead after 30 s without a heartbeat (the default; a
+            # shorter threshold makes a live scheduler whose loop lags on a loaded machine declare
+            # itself dead and adopt its own tasks); its tasks are then adopted within 3 s.
             "scheduler_heartbeat_sec": "2",
-            "scheduler_health_check_threshold": "12",
+            "scheduler_health_check_threshold": "30",
             "orphaned_tasks_check_interval": "3",
             "task_queued_timeout": "600",
         },
@@ -164,6 +166,7 @@ class Run:
     run_id: str
     began: float
     disruptions: list[Disruption] = field(default_factory=list)
+    exits: list[str] = field(default_factory=list)  # Airflow processes that ended on their own
 
 
 def _task_instances(engine: sqlalchemy.Engine, run_id: str) -> list[dict[str, Any]]:
@@ -245,7 +248,9 @@ def _drive(stack: SoakStack, engine: sqlalchemy.Engine, sizes: dict[str, int], t
             return run
         for name in ("scheduler", "celery-worker", "api-server"):
             if not stack.processes[name].is_running():
-                print(f"  airflow {name} exited with {stack.processes[name].exit_code()}; restarting it", flush=True)
+                exit = f"airflow {name} exited with {stack.processes[name].exit_code()}"
+                run.exits.append(f"{exit} at {now - run.began:.0f} s")
+                print(f"  {exit}; restarting it", flush=True)
                 stack.restart(name)
         time.sleep(2)
 
@@ -265,6 +270,12 @@ def _phases(pods: list[dict[str, Any]]) -> str:
 def _owners(pods: list[dict[str, Any]]) -> str:
     owners = Counter(str((pod["metadata"].get("labels") or {}).get(LABEL_SCHEDULER_JOB)) for pod in pods)
     return ", ".join(f"job {job}: {n}" for job, n in sorted(owners.items())) or "-"
+
+
+def _declared_dead(stack: SoakStack) -> int:
+    """How often a scheduler marked scheduler jobs failed for a stale heartbeat (its own log line)."""
+    log = (stack.logs / "scheduler.log").read_text(errors="replace")
+    return sum(int(n) for n in re.findall(r"Marked (\d+) SchedulerJob instances as failed", log))
 
 
 def _percentile(values: list[float], share: float) -> float:
@@ -344,6 +355,8 @@ def _report(
     rule_hits = {name: rule.hits for name, rule in stack.faults.items()}
     rule_hits["watch 410 Expired"] = sum(rule.hits for rule in stack.kube.faults.rules if rule.watch_expired)
     rows += [(f"faults served: {name}", f"{hits}") for name, hits in rule_hits.items()]
+    rows.append(("scheduler jobs declared dead (by any scheduler)", f"{_declared_dead(stack)}"))
+    rows += [("unplanned", exit) for exit in run.exits]
     happened = sorted(run.disruptions, key=lambda d: float("inf") if d.done_after is None else d.done_after)
     rows += [(f"at {d.done_after:.0f} s" if d.done_after is not None else "never", d.what) for d in happened]
 
