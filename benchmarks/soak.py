@@ -60,7 +60,6 @@ FULL_SIZE = 1000
 KUBERNETES_SHARE = 0.7
 POD_QUOTA = 20
 TERMINAL = {"success", "failed", "upstream_failed", "skipped", "removed"}
-# When, as the share of mapped tasks terminal, each disruption comes.
 # When each disruption comes: at a share of one route's mapped tasks terminal (None: of all of them).
 # The broker's restart counts Celery's tasks, which end long before the pods do, so that it meets
 # Celery tasks in flight; the 410 counts the pods', so that it meets a watch with pods to follow.

@@ -6,6 +6,11 @@ the connection is reset before the answer is sent, as when a load balancer drops
 a client's timeout fires while the server commits). Only the second makes a client that retries
 meet its own earlier write.
 
+``plain_text`` answers the error as kube-apiserver's max-in-flight and priority-and-fairness
+filters answer a 429 (Go's ``http.Error``: ``text/plain``, the message and a newline, and the
+Retry-After header), not as a ``Status``, which is how the handlers' own 429s come (with
+``details.retryAfterSeconds``).
+
 ``watch_expired`` makes a matching watch answer as the watch cache does when the requested
 resourceVersion has been compacted away: a 200 stream whose only event is an ERROR carrying the
 410 Expired Status "too old resource version: <requested> (<oldest kept>)", as if etcd had just
@@ -65,6 +70,7 @@ class FaultRule:
     hits: int = 0
     reset_after_apply: bool = False
     watch_expired: bool = False
+    plain_text: bool = False
 
     def matches(self, verb: str, resource: str, path: str) -> bool:
         return (
@@ -82,7 +88,11 @@ class FaultRule:
             seconds = max(1, math.ceil(self.retry_after))
             details["retryAfterSeconds"] = seconds
             headers["Retry-After"] = str(seconds)
-        return ApiError(self.status, reason, self.message or default_message, details or None, headers)
+        if self.plain_text:
+            details = {}
+        error = ApiError(self.status, reason, self.message or default_message, details or None, headers)
+        error.plain_text = self.plain_text
+        return error
 
 
 @dataclass
@@ -121,6 +131,7 @@ class FaultInjector(RuleList[FaultRule]):
         watch_close_after_seconds: float | None = None,
         reset_after_apply: bool = False,
         watch_expired: bool = False,
+        plain_text: bool = False,
     ) -> FaultRule:
         """Add a rule; see FaultRule. Returns it, so a test can read ``hits`` or remove it."""
         if verb != "*" and verb not in VERBS:
@@ -129,6 +140,8 @@ class FaultInjector(RuleList[FaultRule]):
             raise ValueError(f"probability must be within 0..1, got {probability}")
         if status is not None and not 400 <= status <= 599:
             raise ValueError(f"status must be an HTTP error code (400-599), got {status}")
+        if plain_text and status is None:
+            raise ValueError("plain_text is the form of an error answer: give a status too")
         if watch_expired and verb not in ("watch", "*"):
             raise ValueError(f"watch_expired answers watches only: give verb 'watch', not {verb!r}")
         rule = FaultRule(
@@ -146,6 +159,7 @@ class FaultInjector(RuleList[FaultRule]):
             watch_close_after_seconds,
             reset_after_apply=reset_after_apply,
             watch_expired=watch_expired,
+            plain_text=plain_text,
         )
         return self._add(rule)
 

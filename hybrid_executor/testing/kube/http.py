@@ -54,7 +54,11 @@ def json_response(obj: Any, status: int = 200) -> web.Response:
 
 
 def error_response(error: ApiError) -> web.Response:
-    response = json_response(error.status(), error.code)
+    if error.plain_text:
+        response = web.Response(text=error.message + "\n", status=error.code, content_type="text/plain")
+        response.headers["X-Content-Type-Options"] = "nosniff"
+    else:
+        response = json_response(error.status(), error.code)
     response.headers.update(error.headers)
     return response
 

@@ -124,6 +124,29 @@ def test_429_carries_retry_after_as_a_header_and_in_the_status_details(
     assert v1.list_namespaced_pod(NAMESPACE).items == []
 
 
+def test_a_plain_text_429_is_what_the_max_in_flight_and_priority_and_fairness_filters_send(
+    api: LocalKubeAPI,
+) -> None:
+    v1 = client_with_retries(api, False)
+    rule = api.faults.add("create", "pods", status=429, retry_after=1, plain_text=True, times=1)
+
+    with pytest.raises(ApiException) as caught:
+        v1.create_namespaced_pod(NAMESPACE, pod("throttled"))
+
+    assert caught.value.status == 429
+    assert caught.value.body == "Too many requests, please try again later.\n"
+    assert caught.value.headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert caught.value.headers["X-Content-Type-Options"] == "nosniff"
+    assert caught.value.headers["Retry-After"] == "1"
+    assert rule.hits == 1
+    assert pod_names(v1) == []
+
+
+def test_plain_text_without_a_status_is_refused(api: LocalKubeAPI) -> None:
+    with pytest.raises(ValueError, match="plain_text is the form of an error answer: give a status too"):
+        api.faults.add("create", "pods", plain_text=True)
+
+
 def test_urllib3s_default_retries_sleep_out_retry_after_on_a_429_get(api: LocalKubeAPI, v1: client.CoreV1Api) -> None:
     # What a client that keeps urllib3's default Retry(3) does: the caller never sees the 429, only the wait.
     rule = api.faults.add("list", "pods", status=429, retry_after=1, times=1)
