@@ -463,7 +463,13 @@ def _redis_ping(host: str, port: int) -> bool:
 
 
 class RedisServer(_LocalServer):
-    """A real ``redis-server`` on 127.0.0.1 without persistence; ``data_dir`` holds its folder and ``redis.log``."""
+    """A real ``redis-server`` on 127.0.0.1; ``data_dir`` holds its folder and ``redis.log``.
+
+    Without persistence by default. ``appendonly=True`` keeps an append-only file in ``data_dir``
+    (fsync every second, and on a clean shutdown), as a production broker does, so that a server
+    stopped and started again on the same port (``RedisServer(data_dir, port=old.port, ...)``)
+    comes back with every key it had.
+    """
 
     name = "redis-server"
 
@@ -475,10 +481,12 @@ class RedisServer(_LocalServer):
         executable: Path | None = None,
         start_timeout: float = 30.0,
         stop_timeout: float = 5.0,
+        appendonly: bool = False,
     ) -> None:
         self.data_dir = Path(data_dir).absolute()
         super().__init__(self.data_dir / "redis.log", port=port, start_timeout=start_timeout, stop_timeout=stop_timeout)
         self.executable = executable or find_redis_server()
+        self.appendonly = appendonly
 
     @property
     def url(self) -> str:
@@ -503,7 +511,7 @@ class RedisServer(_LocalServer):
             "--save",
             "",
             "--appendonly",
-            "no",
+            "yes" if self.appendonly else "no",
             "--daemonize",
             "no",
             "--logfile",

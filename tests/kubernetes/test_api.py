@@ -150,6 +150,17 @@ def test_retry_after_comes_from_the_header_and_the_status_details(kube: LocalKub
     assert 3 <= from_date <= 5
 
 
+def test_the_filters_plain_text_429_is_retryable_after_its_header(kube: LocalKubeAPI, v1: client.CoreV1Api) -> None:
+    # What kube-apiserver's max-in-flight and priority-and-fairness filters answer: no Status at all.
+    kube.faults.add("create", "pods", status=429, retry_after=1, plain_text=True, times=1)
+
+    error = classify(caught(lambda: v1.create_namespaced_pod(NS, pod("throttled"))))
+
+    assert error.kind is ApiErrorKind.RETRYABLE
+    assert error.retry_after == 1
+    assert str(error) == "Too many requests, please try again later. (HTTP 429 Too Many Requests)"
+
+
 def test_a_token_in_a_status_message_is_redacted() -> None:
     body = f'{{"kind":"Status","code":422,"reason":"Invalid","message":"args: Invalid value: {SECRET}"}}'.encode()
 

@@ -103,6 +103,25 @@ def test_redis_round_trip(redis_server: RedisServer) -> None:
     assert info["process_id"] == redis_server.pid  # ours, not some other redis on that port
 
 
+@pytest.mark.parametrize(("appendonly", "kept"), [(True, b"queued"), (False, None)])
+def test_a_redis_restarted_on_its_port_keeps_its_keys_only_with_appendonly(
+    tmp_path: Path, appendonly: bool, kept: bytes | None
+) -> None:
+    first = RedisServer(tmp_path, appendonly=appendonly)
+    first.start()
+    port = first.port
+    client = redis.Redis(host="127.0.0.1", port=port)
+    try:
+        client.rpush("broker-queue", b"queued")
+        first.stop()
+        with RedisServer(tmp_path, port=port, appendonly=appendonly) as second:
+            assert second.port == port
+            assert client.lpop("broker-queue") == kept
+    finally:
+        client.close()
+        first.stop()
+
+
 def test_redis_server_binary_can_be_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     shipped = find_redis_server()
     monkeypatch.setenv(REDIS_SERVER_ENV, str(shipped))

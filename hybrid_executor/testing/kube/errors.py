@@ -30,6 +30,9 @@ class ApiError(Exception):
         self.details = details
         self.headers = headers or {}
         self.metadata: dict[str, Any] = {}
+        # Answered as Go's http.Error writes it (text/plain, the message and a newline) instead of a
+        # Status: what kube-apiserver's max-in-flight and priority-and-fairness filters send.
+        self.plain_text = False
 
     def status(self) -> dict[str, Any]:
         body = status_body(self.code, self.reason, self.message, self.details)

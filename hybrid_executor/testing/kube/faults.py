@@ -6,6 +6,16 @@ the connection is reset before the answer is sent, as when a load balancer drops
 a client's timeout fires while the server commits). Only the second makes a client that retries
 meet its own earlier write.
 
+``plain_text`` answers the error as kube-apiserver's max-in-flight and priority-and-fairness
+filters answer a 429 (Go's ``http.Error``: ``text/plain``, the message and a newline, and the
+Retry-After header), not as a ``Status``, which is how the handlers' own 429s come (with
+``details.retryAfterSeconds``).
+
+``watch_expired`` makes a matching watch answer as the watch cache does when the requested
+resourceVersion has been compacted away: a 200 stream whose only event is an ERROR carrying the
+410 Expired Status "too old resource version: <requested> (<oldest kept>)", as if etcd had just
+compacted up to now. The client must list again.
+
 Rules are added from the test's thread and read on the server's loop, hence the lock. A rule
 fires on a matching request with its probability, at most ``times`` times; ``hits`` counts how
 often it did, so a test can assert that its fault was really met.
@@ -59,6 +69,8 @@ class FaultRule:
     watch_close_after_seconds: float | None = None
     hits: int = 0
     reset_after_apply: bool = False
+    watch_expired: bool = False
+    plain_text: bool = False
 
     def matches(self, verb: str, resource: str, path: str) -> bool:
         return (
@@ -76,7 +88,11 @@ class FaultRule:
             seconds = max(1, math.ceil(self.retry_after))
             details["retryAfterSeconds"] = seconds
             headers["Retry-After"] = str(seconds)
-        return ApiError(self.status, reason, self.message or default_message, details or None, headers)
+        if self.plain_text:
+            details = {}
+        error = ApiError(self.status, reason, self.message or default_message, details or None, headers)
+        error.plain_text = self.plain_text
+        return error
 
 
 @dataclass
@@ -90,6 +106,7 @@ class Decision:
     watch_close_after_seconds: float | None = None
     fired: list[FaultRule] = field(default_factory=list)
     reset_after_apply: bool = False
+    watch_expired: bool = False
 
 
 class FaultInjector(RuleList[FaultRule]):
@@ -113,6 +130,8 @@ class FaultInjector(RuleList[FaultRule]):
         watch_close_after_events: int | None = None,
         watch_close_after_seconds: float | None = None,
         reset_after_apply: bool = False,
+        watch_expired: bool = False,
+        plain_text: bool = False,
     ) -> FaultRule:
         """Add a rule; see FaultRule. Returns it, so a test can read ``hits`` or remove it."""
         if verb != "*" and verb not in VERBS:
@@ -121,6 +140,10 @@ class FaultInjector(RuleList[FaultRule]):
             raise ValueError(f"probability must be within 0..1, got {probability}")
         if status is not None and not 400 <= status <= 599:
             raise ValueError(f"status must be an HTTP error code (400-599), got {status}")
+        if plain_text and status is None:
+            raise ValueError("plain_text is the form of an error answer: give a status too")
+        if watch_expired and verb not in ("watch", "*"):
+            raise ValueError(f"watch_expired answers watches only: give verb 'watch', not {verb!r}")
         rule = FaultRule(
             verb,
             resource,
@@ -135,6 +158,8 @@ class FaultInjector(RuleList[FaultRule]):
             watch_close_after_events,
             watch_close_after_seconds,
             reset_after_apply=reset_after_apply,
+            watch_expired=watch_expired,
+            plain_text=plain_text,
         )
         return self._add(rule)
 
@@ -166,6 +191,7 @@ class FaultInjector(RuleList[FaultRule]):
                     decision.watch_close_after_events = rule.watch_close_after_events
                 if rule.watch_close_after_seconds is not None:
                     decision.watch_close_after_seconds = rule.watch_close_after_seconds
+                decision.watch_expired = decision.watch_expired or rule.watch_expired
         return decision
 
 

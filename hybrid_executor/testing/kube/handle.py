@@ -159,6 +159,15 @@ class LocalKubeAPI:
         """The DeleteOptions of every delete request so far, in order, as the server decoded them."""
         return self.call(lambda: copy.deepcopy(self.server.http.delete_options if self.server.http else []))
 
+    def delete_requests(self, resource: str = "pods") -> Counter[tuple[str, str]]:
+        """How many delete calls came per object of ``resource``, (namespace, name), whatever their answer."""
+
+        def count() -> Counter[tuple[str, str]]:
+            deletes = self.server.http.deletes if self.server.http else Counter()
+            return Counter({(ns, name): n for (kind, ns, name), n in deletes.items() if kind == resource})
+
+        return self.call(count)
+
     def compact(self) -> int:
         """Forget the change history: a watch or continue from any earlier revision now gets 410."""
 

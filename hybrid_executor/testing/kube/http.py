@@ -28,7 +28,7 @@ from hybrid_executor.testing.kube.authorization import (
 from hybrid_executor.testing.kube.cluster import Cluster
 from hybrid_executor.testing.kube.decoding import decode
 from hybrid_executor.testing.kube.discovery import DISCOVERY
-from hybrid_executor.testing.kube.errors import ApiError, bad_request, method_not_allowed
+from hybrid_executor.testing.kube.errors import ApiError, bad_request, method_not_allowed, too_old_resource_version
 from hybrid_executor.testing.kube.faults import Decision, FaultInjector
 from hybrid_executor.testing.kube.kinds import KINDS, NAMESPACED
 from hybrid_executor.testing.kube.listing import parse_revision
@@ -54,7 +54,11 @@ def json_response(obj: Any, status: int = 200) -> web.Response:
 
 
 def error_response(error: ApiError) -> web.Response:
-    response = json_response(error.status(), error.code)
+    if error.plain_text:
+        response = web.Response(text=error.message + "\n", status=error.code, content_type="text/plain")
+        response.headers["X-Content-Type-Options"] = "nosniff"
+    else:
+        response = json_response(error.status(), error.code)
     response.headers.update(error.headers)
     return response
 
@@ -83,6 +87,8 @@ class ApiHttp:
         self.requests: Counter[tuple[str, str]] = Counter()
         # The DeleteOptions of each delete request, as decoded (for tests to see what a client sent).
         self.delete_options: list[dict[str, Any]] = []
+        # Delete calls per object, (resource, namespace, name): whatever they were answered.
+        self.deletes: Counter[tuple[str, str, str]] = Counter()
         self._streams: set[asyncio.Event] = set()
 
     def application(self) -> web.Application:
@@ -111,6 +117,8 @@ class ApiHttp:
         label = target.label if target else ("selfsubjectaccessreviews" if review else "")
         verb = verb_of(request.method, target, request.query)
         self.requests[(verb, label or path)] += 1
+        if verb == "delete" and target is not None and target.name is not None and not target.subresource:
+            self.deletes[(target.resource, target.namespace or "", target.name)] += 1
         decision = self.faults.decide(verb, label, path)
         if decision.latency:
             await asyncio.sleep(decision.latency)
@@ -285,6 +293,10 @@ class ApiHttp:
         response.enable_chunked_encoding()
         await response.prepare(request)
         try:
+            if decision.watch_expired:
+                # As if etcd had just compacted up to now; the oldest kept is past the one asked for.
+                requested = since or 0
+                raise too_old_resource_version(requested, max(self.store.revision, requested + 1))
             subscription = self.store.subscribe(target.resource, namespace, labels, fields, since)
         except ApiError as error:
             with contextlib.suppress(ConnectionResetError):

@@ -124,6 +124,29 @@ def test_429_carries_retry_after_as_a_header_and_in_the_status_details(
     assert v1.list_namespaced_pod(NAMESPACE).items == []
 
 
+def test_a_plain_text_429_is_what_the_max_in_flight_and_priority_and_fairness_filters_send(
+    api: LocalKubeAPI,
+) -> None:
+    v1 = client_with_retries(api, False)
+    rule = api.faults.add("create", "pods", status=429, retry_after=1, plain_text=True, times=1)
+
+    with pytest.raises(ApiException) as caught:
+        v1.create_namespaced_pod(NAMESPACE, pod("throttled"))
+
+    assert caught.value.status == 429
+    assert caught.value.body == "Too many requests, please try again later.\n"
+    assert caught.value.headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert caught.value.headers["X-Content-Type-Options"] == "nosniff"
+    assert caught.value.headers["Retry-After"] == "1"
+    assert rule.hits == 1
+    assert pod_names(v1) == []
+
+
+def test_plain_text_without_a_status_is_refused(api: LocalKubeAPI) -> None:
+    with pytest.raises(ValueError, match="plain_text is the form of an error answer: give a status too"):
+        api.faults.add("create", "pods", plain_text=True)
+
+
 def test_urllib3s_default_retries_sleep_out_retry_after_on_a_429_get(api: LocalKubeAPI, v1: client.CoreV1Api) -> None:
     # What a client that keeps urllib3's default Retry(3) does: the caller never sees the 429, only the wait.
     rule = api.faults.add("list", "pods", status=429, retry_after=1, times=1)
@@ -363,6 +386,45 @@ def test_timeout_seconds_shorter_than_the_rule_wins(api: LocalKubeAPI, v1: clien
     began = time.monotonic()
     assert raw_watch_lines(v1, since, timeout_seconds=1) == []
     assert time.monotonic() - began < 3
+
+
+def test_a_watch_expired_rule_answers_one_error_event_410_as_the_watch_cache_does_then_lets_watches_through(
+    api: LocalKubeAPI, v1: client.CoreV1Api
+) -> None:
+    since = v1.list_namespaced_pod(NAMESPACE).metadata.resource_version
+    v1.create_namespaced_pod(NAMESPACE, pod("since"))
+    rule = api.faults.add("watch", "pods", watch_expired=True, times=1)
+
+    [expired] = raw_watch_lines(v1, since)
+    assert rule.hits == 1
+    assert expired["type"] == "ERROR"
+    assert (expired["object"]["code"], expired["object"]["reason"]) == (410, "Expired")
+    # Word for word what the server answers once the history really is compacted up to now.
+    api.compact()
+    assert raw_watch_lines(v1, since) == [expired]
+
+    since = v1.list_namespaced_pod(NAMESPACE).metadata.resource_version
+    v1.create_namespaced_pod(NAMESPACE, pod("after"))
+    events = raw_watch_lines(v1, since, timeout_seconds=1)
+    assert [(line["type"], line["object"]["metadata"]["name"]) for line in events] == [("ADDED", "after")]
+
+
+def test_watch_expired_is_refused_on_a_verb_that_is_no_watch(api: LocalKubeAPI) -> None:
+    with pytest.raises(ValueError, match="watch_expired answers watches only: give verb 'watch', not 'list'"):
+        api.faults.add("list", "pods", watch_expired=True)
+
+
+def test_delete_calls_are_counted_per_pod_whatever_their_answer(api: LocalKubeAPI, v1: client.CoreV1Api) -> None:
+    v1.create_namespaced_pod(NAMESPACE, pod("deleted-twice"))
+    api.faults.add("delete", "pods", status=500, times=1)
+    with pytest.raises(ApiException):
+        v1.delete_namespaced_pod("deleted-twice", NAMESPACE)
+    v1.delete_namespaced_pod("deleted-twice", NAMESPACE, grace_period_seconds=0)
+    with pytest.raises(ApiException):
+        v1.delete_namespaced_pod("never-was", NAMESPACE)
+
+    assert api.delete_requests() == {(NAMESPACE, "deleted-twice"): 2, (NAMESPACE, "never-was"): 1}
+    assert api.delete_requests("namespaces") == {}
 
 
 def test_a_watch_cut_with_a_reset_breaks_the_stream_mid_way(api: LocalKubeAPI, v1: client.CoreV1Api) -> None:
