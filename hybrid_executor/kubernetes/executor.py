@@ -324,6 +324,8 @@ class KubernetesPodExecutor(BaseExecutor):
             heapq.heappush(self._pending_deadlines, (deadline, pod.name))
 
     def _enforce_pending_timeout(self) -> None:
+        if len(self._pending_deadlines) > 2 * len(self._table.by_name):
+            self._drop_stale_deadlines()
         now = time.monotonic()
         while self._pending_deadlines and self._pending_deadlines[0][0] <= now:
             _, name = heapq.heappop(self._pending_deadlines)
@@ -338,6 +340,25 @@ class KubernetesPodExecutor(BaseExecutor):
                 f"worker_pods_pending_timeout): {pod.pending_reason}"
             )
             self._finish(pod, PodOutcome("failed", message, fatal=True), still_pending=True)
+
+    def _drop_stale_deadlines(self) -> None:
+        """Keep the deadlines of pods still Pending only.
+
+        A pod that starts or ends leaves its deadline in the heap until it comes due: without this,
+        the heap would hold every pod of the last worker_pods_pending_timeout seconds (some tens of
+        thousands on a busy scheduler), not those pending now. What is kept is at most one entry per
+        tracked pod, so this runs at most once per that many pushes: O(1) per pod, amortised.
+        """
+        timeout = self.settings.worker_pods_pending_timeout
+        self._pending_deadlines = [
+            (deadline, name)
+            for deadline, name in self._pending_deadlines
+            if (pod := self._table.by_name.get(name)) is not None
+            and not (pod.finished or pod.revoked)
+            and pod.pending_since is not None
+            and pod.pending_since + timeout == deadline
+        ]
+        heapq.heapify(self._pending_deadlines)
 
     def _finish(self, pod: TrackedPod, outcome: PodOutcome, *, still_pending: bool = False) -> None:
         """Report the task's end (for its current queueing only) and delete the pod by policy.
