@@ -34,6 +34,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/kube_api_creates.py
 	$(BIN)/python benchmarks/executor_kubernetes.py
 	$(BIN)/python benchmarks/pod_deletes.py
+	$(BIN)/python benchmarks/adoption.py
+	$(BIN)/python benchmarks/memory.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
