@@ -345,9 +345,10 @@ class KubernetesPodExecutor(BaseExecutor):
         """Keep the deadlines of pods still Pending only.
 
         A pod that starts or ends leaves its deadline in the heap until it comes due: without this,
-        the heap would hold every pod of the last worker_pods_pending_timeout seconds (some tens of
-        thousands on a busy scheduler), not those pending now. What is kept is at most one entry per
-        tracked pod, so this runs at most once per that many pushes: O(1) per pod, amortised.
+        the heap would hold every pod of the last worker_pods_pending_timeout seconds (tens of
+        thousands on a busy scheduler), not those pending now. At most one entry per tracked pod is
+        kept, and this runs only once the heap holds more than twice the pods tracked, so more than
+        half of it goes: each run costs at most twice what it drops, O(1) per deadline, amortised.
         """
         timeout = self.settings.worker_pods_pending_timeout
         self._pending_deadlines = [
