@@ -11,16 +11,17 @@ queues as many workloads as there are open slots (``queue_workload``, realistic 
 JWT each), calls ``heartbeat()``, drains ``get_event_buffer()`` and pops ``_task_event_logs``,
 every ``--loop-interval`` seconds.
 
-Every ``--every`` (2,000) finished tasks it prints the entries the executor tracks: its pod table
-(by name, current per key), running, queued, event buffer (before the drain), Airflow's retry
-attempts, task event logs, the watcher's pod events not yet synced, the pending-timeout heap, the
-launcher's pending launches and undrained results, the deleter's pending deletions, the
-watcher's known pods, the template cache, the router's entries handed to the scheduler and the
-Celery side's workloads; then the Python objects the garbage collector tracks and this process's
-RSS. Then it idles a few seconds (the last deletions and their DELETED events) and prints the
-settled row. Last, the verdict: the growth of each figure from the ``--warmup`` (4,000) mark to
-the end; a count that grew by more than ``--parallelism`` (what tasks in flight can hold), or
-the RSS or the object count by more than ``--tolerance`` (5%), is called growing.
+Every ``--every`` (2,000) finished tasks it prints the entries the executor tracks: its pod
+table (by name, current per key), running, queued, event buffer (before the drain), Airflow's
+retry attempts, task event logs, the watcher's pod events not yet synced, the pending-timeout
+heap, the launcher's pending launches, undrained results and launches waiting for quota, the
+deleter's pending deletions, the watcher's known pods, the adoptions waiting for a LIST, the
+template cache, the router's entries handed to the scheduler and the Celery side's workloads;
+then the Python objects the garbage collector tracks and this process's RSS. Then it idles a few
+seconds (the last deletions and their DELETED events) and prints the settled row. Last, the
+verdict: the growth of each figure from the ``--warmup`` (4,000) mark to the end; a count that
+grew by more than ``--parallelism`` (what tasks in flight can hold), or the RSS or the object
+count by more than ``--tolerance`` (5%), is called growing.
 
     python benchmarks/memory.py [--tasks 20000] [--every 2000] [--parallelism 256] [--tracemalloc]
 """
@@ -76,6 +77,11 @@ def _watchers_known(pods: Any) -> int | None:
     return sum(_size(watcher, "_known") or 0 for watcher in watchers.values())
 
 
+def _quota_waits(pods: Any) -> int | None:
+    waiting = getattr(getattr(getattr(pods, "_launcher", None), "_quota_waits", None), "_waiting", None)
+    return None if waiting is None else sum(len(queued) for queued in waiting.values())
+
+
 # What is counted: (column, what it is, how it is read off the router). RSS and objects come last.
 TRACKED: list[tuple[str, str, Callable[[Any], int | None]]] = [
     ("by_name", "pod table, by pod name", lambda r: _size(r.kubernetes_executor, "_table", "by_name")),
@@ -89,8 +95,10 @@ TRACKED: list[tuple[str, str, Callable[[Any], int | None]]] = [
     ("deadlines", "pending-timeout heap", lambda r: _size(r.kubernetes_executor, "_pending_deadlines")),
     ("launching", "launcher: launches pending", lambda r: _size(r.kubernetes_executor, "_launcher", "_pending")),
     ("results", "launcher: results not drained", lambda r: _size(r.kubernetes_executor, "_launcher", "_results")),
+    ("quota", "launcher: launches waiting for quota", lambda r: _quota_waits(r.kubernetes_executor)),
     ("deleting", "deleter: deletions pending", lambda r: _size(r.kubernetes_executor, "_deleter", "pending")),
     ("known", "watcher: pods known", lambda r: _watchers_known(r.kubernetes_executor)),
+    ("readopt", "adoptions waiting for a LIST", lambda r: _size(r.kubernetes_executor, "_pending_adoptions")),
     ("templates", "pod template cache", lambda r: _size(r.kubernetes_executor, "_templates")),
     ("handed", "router: event logs handed to the scheduler", lambda r: _size(r, "_handed_to_scheduler")),
     ("celery", "Celery side: workloads", lambda r: _size(r.celery_executor, "workloads")),
