@@ -196,7 +196,9 @@ def _summary(results: dict[str, list[_Adoption]], args: argparse.Namespace) -> N
             f"  {label}: {statistics.median(r.adopted for r in rounds):.0f} adopted in {walls[label]:.2f}s, "
             f"{statistics.median(r.patches_per_second for r in rounds):.0f} PATCHes/s; LIST "
             f"{statistics.median(r.list_pages for r in rounds):.0f} pages in "
-            f"{statistics.median(r.list_seconds for r in rounds):.2f}s"
+            f"{statistics.median(r.list_seconds for r in rounds):.2f}s; CPU: this process "
+            f"{statistics.median(r.our_cpu for r in rounds):.1f}s, the API server "
+            f"{statistics.median(r.server_cpu for r in rounds):.1f}s"
         )
     concurrent, serial = walls.values()
     print(f"  serial / concurrent: {serial / concurrent:.1f}x")
