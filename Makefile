@@ -29,7 +29,7 @@ lint: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-## bench: print the local Kubernetes API's and the pod executor's figures (about 20 minutes)
+## bench: print the local Kubernetes API's and the pod executor's figures (about 40 minutes)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/kube_api_creates.py
 	$(BIN)/python benchmarks/executor_kubernetes.py
