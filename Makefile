@@ -30,11 +30,13 @@ pytest: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## bench: print the local Kubernetes API's and the pod executor's figures, then the fault soak's
-##        (about 20 minutes, then the soak's hour on 2 cores; `python benchmarks/soak.py --scale 0.1` is a short one)
+##        (about 40 minutes, then the soak's hour on 2 cores; `python benchmarks/soak.py --scale 0.1` is a short one)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/kube_api_creates.py
 	$(BIN)/python benchmarks/executor_kubernetes.py
 	$(BIN)/python benchmarks/pod_deletes.py
+	$(BIN)/python benchmarks/adoption.py
+	$(BIN)/python benchmarks/memory.py
 	$(BIN)/python benchmarks/soak.py
 
 clean:

@@ -38,12 +38,9 @@ database. Logs go to a file in it, at INFO, as a scheduler's do.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import cProfile
 import gc
-import itertools
 import json
-import logging
 import multiprocessing
 import os
 import queue
@@ -53,7 +50,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -62,22 +58,9 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from bench_support import IMAGE, ApiServerProcess, MachineUse, Workloads, airflow_environment, log_to_file
+
 NAMESPACE = "default"  # the executor's default namespace
-IMAGE = ("apache/airflow", "3.3.2")
-
-
-# --- the API server's process ----------------------------------------------------------------
-
-
-def _serve_api(conn: Connection, kubeconfig: str, latency: float) -> None:
-    from hybrid_executor.testing.kube import LocalKubeAPI
-
-    with LocalKubeAPI(kubeconfig=kubeconfig, kubelet=False) as api:
-        if latency > 0:
-            api.faults.add(latency=latency)
-        conn.send(api.url)
-        with contextlib.suppress(EOFError):  # the benchmark's end stops it too
-            conn.recv()
 
 
 # --- the driver's process: it plays the kubelet ----------------------------------------------
@@ -204,80 +187,6 @@ def _drive(conn: Connection, kubeconfig: str, threads: int) -> None:
 # --- this process: the scheduler's ------------------------------------------------------------
 
 
-def _airflow_environment(folder: Path) -> Path:
-    """A throwaway Airflow home on SQLite, selected for this process; returns the log file."""
-    from hybrid_executor.testing.services import prepare_airflow_home
-
-    home = folder / "airflow_home"
-    env = prepare_airflow_home(home, f"sqlite:///{home}/airflow.db", "redis://127.0.0.1:6379/0")
-    for name in list(os.environ):
-        if name.startswith(("AIRFLOW_", "_AIRFLOW_")):
-            del os.environ[name]
-    os.environ.update(env)
-    os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "INFO"
-    os.environ["AIRFLOW__KUBERNETES_EXECUTOR__IN_CLUSTER"] = "False"
-    os.environ["AIRFLOW__HYBRID_EXECUTOR__WORKER_CONTAINER_REPOSITORY"] = IMAGE[0]
-    os.environ["AIRFLOW__HYBRID_EXECUTOR__WORKER_CONTAINER_TAG"] = IMAGE[1]
-    return home / "logs" / "scheduler.log"
-
-
-def _log_to_file(path: Path) -> None:
-    """Airflow logs to the console; a scheduler's logs go to a file: send them there, at INFO."""
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    handler = logging.FileHandler(path)
-    handler.setFormatter(logging.Formatter("[%(asctime)s] {%(filename)s:%(lineno)d} %(levelname)s - %(message)s"))
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-
-
-class _Workloads:
-    """Realistic ExecuteTask workloads (a hand-made TaskInstanceDTO, a real JWT), and pod name -> key."""
-
-    def __init__(self, jwt_generator: Any) -> None:
-        self._generator = jwt_generator
-        self._numbers = itertools.count()
-        self.keys_by_pod: dict[str, Any] = {}
-
-    def make(self, count: int) -> list[Any]:
-        from airflow.executors.workloads import BundleInfo, ExecuteTask
-        from airflow.executors.workloads.task import TaskInstanceDTO
-
-        from hybrid_executor.kubernetes.pods import pod_name_for
-
-        made = []
-        for number in itertools.islice(self._numbers, count):
-            dag_id = f"etl_orders_{number % 40:02d}"
-            task_id = f"load_partition_{number:06d}"
-            run_id = "scheduled__2026-11-20T00:00:00+00:00"
-            ti = TaskInstanceDTO(
-                id=uuid.uuid4(),
-                dag_id=dag_id,
-                task_id=task_id,
-                run_id=run_id,
-                try_number=1,
-                map_index=-1,
-                dag_version_id=uuid.uuid4(),
-                queue="kubernetes",
-                pool_slots=1,
-                priority_weight=1,
-                executor_config={},
-                external_executor_id=str(uuid.uuid4()),  # what the scheduler draws for each queueing
-            )
-            made.append(
-                ExecuteTask(
-                    ti=ti,
-                    dag_rel_path=Path("etl/orders.py"),
-                    token=ExecuteTask.generate_token(str(ti.id), self._generator),
-                    log_path=f"dag_id={dag_id}/run_id={run_id}/task_id={task_id}/attempt=1.log",
-                    bundle_info=BundleInfo(name="dags-folder"),
-                )
-            )
-            self.keys_by_pod[pod_name_for(ti.key, ti.external_executor_id)] = ti.key
-        return made
-
-
 class _TimedQueue(queue.SimpleQueue):  # type: ignore[type-arg]
     """The executor's pod event queue, noting when the watcher put each Succeeded pod in it."""
 
@@ -307,7 +216,7 @@ class _Round:
     in_pipeline_ms: list[float] = field(default_factory=list)
     delivery_ms: list[float] = field(default_factory=list)
     missing: int = 0
-    others_cores: tuple[float, float] | None = None  # other processes, stolen: see _MachineUse
+    others_cores: tuple[float, float] | None = None  # other processes, stolen: see MachineUse
 
 
 def _percentile(values: Sequence[float], fraction: float) -> float:
@@ -318,7 +227,7 @@ def _percentile(values: Sequence[float], fraction: float) -> float:
 class _Scheduler:
     """The scheduler's side: one executor, driven through queue_workload / heartbeat / get_event_buffer."""
 
-    def __init__(self, executor: Any, driver: Connection, workloads: _Workloads) -> None:
+    def __init__(self, executor: Any, driver: Connection, workloads: Workloads) -> None:
         self.executor = executor
         self.driver = driver
         self.workloads = workloads
@@ -475,90 +384,46 @@ def _round(number: int, args: argparse.Namespace, folder: Path) -> _Round:
     from hybrid_executor.kubernetes.executor import KubernetesPodExecutor
 
     figures = _Round()
-    machine = _MachineUse()
+    machine = MachineUse()
     context = multiprocessing.get_context("spawn")
     kubeconfig = folder / f"kubeconfig-{number}"
-    api_end, api_child = context.Pipe()
-    api = context.Process(target=_serve_api, args=(api_child, str(kubeconfig), args.latency), daemon=True)
     driver_end, driver_child = context.Pipe()
     driver = context.Process(target=_drive, args=(driver_child, str(kubeconfig), args.driver_threads), daemon=True)
-    api.start()
     executor = None
-    try:
-        api_end.recv()  # listening, kubeconfig written
-        driver.start()
-        os.environ["AIRFLOW__KUBERNETES_EXECUTOR__CONFIG_FILE"] = str(kubeconfig)
-        executor = KubernetesPodExecutor(parallelism=2 * args.running)
-        executor.job_id = 1000 + number
-        events = _TimedQueue()
-        # The executor's queue between its watchers and sync(), replaced before start() to see when the
-        # watcher hands each event over (how figure 3 tells the pipeline from the wait for a heartbeat).
-        executor._events = events
-        scheduler = _Scheduler(executor, driver_end, _Workloads(executor.jwt_generator))
-        scheduler.ask("watch")
-        executor.start()
-        time.sleep(1.0)  # the watcher's first list
+    with ApiServerProcess(kubeconfig, latency=args.latency):
+        try:
+            driver.start()
+            os.environ["AIRFLOW__KUBERNETES_EXECUTOR__CONFIG_FILE"] = str(kubeconfig)
+            executor = KubernetesPodExecutor(parallelism=2 * args.running)
+            executor.job_id = 1000 + number
+            events = _TimedQueue()
+            # The executor's queue between its watchers and sync(), replaced before start() to see when the
+            # watcher hands each event over (how figure 3 tells the pipeline from the wait for a heartbeat).
+            executor._events = events
+            scheduler = _Scheduler(executor, driver_end, Workloads(executor.jwt_generator))
+            scheduler.ask("watch")
+            executor.start()
+            time.sleep(1.0)  # the watcher's first list
 
-        _create_pods(scheduler, args.pods, args.beat_interval, figures)
-        _fill(scheduler, args.running, args.beat_interval)
-        running_before = len(executor.running)
-        profile = cProfile.Profile() if args.profile else None
-        _churn(scheduler, events, args.changes, args.loops, args.loop_interval, figures, profile)
-        if profile is not None:
-            profile.dump_stats(f"{args.profile}.{number}")
-        if len(executor.running) < running_before - args.changes:
-            print(f"  (pods running fell from {running_before} to {len(executor.running)} during the loops)")
-        _to_event_buffer(scheduler, events, args.latency_pods, args.beat_interval, number, figures)
-        if scheduler.failed:
-            print(f"  ({len(scheduler.failed)} tasks failed; see the scheduler log)")
-    finally:
-        if executor is not None:
-            executor.terminate()
-        driver_end.send(("stop",))
-        api_end.send("stop")
-        driver.join(30)
-        api.join(30)
+            _create_pods(scheduler, args.pods, args.beat_interval, figures)
+            _fill(scheduler, args.running, args.beat_interval)
+            running_before = len(executor.running)
+            profile = cProfile.Profile() if args.profile else None
+            _churn(scheduler, events, args.changes, args.loops, args.loop_interval, figures, profile)
+            if profile is not None:
+                profile.dump_stats(f"{args.profile}.{number}")
+            if len(executor.running) < running_before - args.changes:
+                print(f"  (pods running fell from {running_before} to {len(executor.running)} during the loops)")
+            _to_event_buffer(scheduler, events, args.latency_pods, args.beat_interval, number, figures)
+            if scheduler.failed:
+                print(f"  ({len(scheduler.failed)} tasks failed; see the scheduler log)")
+        finally:
+            if executor is not None:
+                executor.terminate()
+            driver_end.send(("stop",))
+            driver.join(30)
     figures.others_cores = machine.others()
     return figures
-
-
-class _MachineUse:
-    """What else used the machine while a round ran (Linux: /proc/stat), to tell a noisy round.
-
-    ``others``: cores kept busy by other processes (this one and its children, the API server and
-    the driver once joined, are subtracted). ``stolen``: cores the hypervisor gave to other guests.
-    """
-
-    def __init__(self) -> None:
-        self._start, self._ours, self._wall = self._machine(), self._our_cpu(), time.monotonic()
-
-    @staticmethod
-    def _machine() -> tuple[float, float] | None:
-        """Seconds of CPU busy (but steal) and stolen, summed over the cores, since boot."""
-        try:
-            with open("/proc/stat") as stat:
-                fields = [int(value) for value in stat.readline().split()[1:9]]
-        except (OSError, ValueError):
-            return None
-        if len(fields) < 8:
-            return None
-        user, nice, system, _idle, _iowait, irq, softirq, steal = fields
-        tick = os.sysconf("SC_CLK_TCK")
-        return (user + nice + system + irq + softirq) / tick, steal / tick
-
-    @staticmethod
-    def _our_cpu() -> float:
-        times = os.times()
-        return times.user + times.system + times.children_user + times.children_system
-
-    def others(self) -> tuple[float, float] | None:
-        """(other processes, stolen), in cores, on average since this object was made."""
-        now = self._machine()
-        if now is None or self._start is None:
-            return None
-        elapsed = time.monotonic() - self._wall
-        busy, stolen = now[0] - self._start[0], now[1] - self._start[1]
-        return max(0.0, busy - (self._our_cpu() - self._ours)) / elapsed, stolen / elapsed
 
 
 def _report(number: int, figures: _Round, args: argparse.Namespace) -> None:
@@ -616,10 +481,10 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench-executor-") as name:
         folder = Path(name)
-        log_file = _airflow_environment(folder)
+        log_file = airflow_environment(folder)
         import airflow  # noqa: F401 - configures Airflow (and its logging) from the environment above
 
-        _log_to_file(log_file)
+        log_to_file(log_file)
         print(
             f"{os.cpu_count()} cores, Python {sys.version.split()[0]}; API server and driver in processes of their "
             f"own; {args.latency * 1000:.0f} ms added to every API request"

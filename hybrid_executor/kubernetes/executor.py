@@ -347,6 +347,8 @@ class KubernetesPodExecutor(BaseExecutor):
                 heapq.heappush(self._pending_deadlines, (pod.pending_since + timeout, pod.name))
 
     def _enforce_pending_timeout(self) -> None:
+        if len(self._pending_deadlines) > 2 * len(self._table.by_name):
+            self._drop_stale_deadlines()
         timeout = self.settings.worker_pods_pending_timeout
         now = time.monotonic()
         while timeout is not None and self._pending_deadlines and self._pending_deadlines[0][0] <= now:
@@ -361,6 +363,29 @@ class KubernetesPodExecutor(BaseExecutor):
                 f"([hybrid_executor] worker_pods_pending_timeout): {pod.pending_reason}"
             )
             self._finish(pod, PodOutcome("failed", message, fatal=True), still_pending=True)
+
+    def _drop_stale_deadlines(self) -> None:
+        """Keep the deadlines of pods still Pending only.
+
+        A pod that starts or ends leaves its deadline in the heap until it comes due: without this,
+        the heap would hold every pod of the last worker_pods_pending_timeout seconds (tens of
+        thousands on a busy scheduler), not those pending now. At most one entry per tracked pod is
+        kept, and this runs only once the heap holds more than twice the pods tracked, so more than
+        half of it goes: each run costs at most twice what it drops, O(1) per deadline, amortised.
+        """
+        timeout = self.settings.worker_pods_pending_timeout
+        if timeout is None:  # no pending timeout: nothing is ever pushed
+            self._pending_deadlines = []
+            return
+        self._pending_deadlines = [
+            (deadline, name)
+            for deadline, name in self._pending_deadlines
+            if (pod := self._table.by_name.get(name)) is not None
+            and not (pod.finished or pod.revoked)
+            and pod.pending_since is not None
+            and pod.pending_since + timeout == deadline
+        ]
+        heapq.heapify(self._pending_deadlines)
 
     def _finish(self, pod: TrackedPod, outcome: PodOutcome, *, still_pending: bool = False) -> None:
         """Report the task's end (for its current queueing only) and delete the pod by policy.

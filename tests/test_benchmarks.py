@@ -1,0 +1,45 @@
+"""The adoption and memory benchmarks still run (at a tiny size; their figures are theirs to print, not asserted)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def _run(script: str, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_the_adoption_benchmark_adopts_every_pod_both_ways() -> None:
+    out = _run("adoption.py", "--pods", "12", "--rounds", "1", "--latency", "0.001")
+
+    assert "16 threads: 12 pods adopted" in out
+    assert "1 thread (serial): 12 pods adopted" in out
+    assert "serial / concurrent:" in out
+
+
+def test_the_memory_benchmark_reads_every_entry_it_tracks_and_judges_them() -> None:
+    out = _run("memory.py", "--tasks", "12", "--every", "4", "--warmup", "4", "--parallelism", "4", "--settle", "1")
+
+    header = next(line.split() for line in out.splitlines() if line.split()[:2] == ["mark", "finished"])
+    rows = [line.split() for line in out.splitlines() if line.split()[:1] in (["4"], ["8"], ["12"], ["settled"])]
+    rows = [row for row in rows if len(row) == len(header) - 1]  # "RSS MiB" is one column of two words
+    assert [row[0] for row in rows] == ["4", "8", "12", "settled"]
+    assert all("-" not in row for row in rows)  # no entry went missing in a refactoring
+    assert "12 tasks finished (0 failed)" in out
+    assert "verdict, from the 4 mark to 12 (8 tasks)" in out
