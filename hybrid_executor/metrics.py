@@ -43,16 +43,25 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Definition:
-    """A metric: its name, its type, and the tag it is split by (also its dotted name's last part)."""
+    """A metric: its name, its type, the tag it is split by (its dotted name's last part) and its other tags.
+
+    ``team_name`` is there only for an executor of a team, as BaseExecutor's.
+    """
 
     name: str
     kind: str  # counter, gauge or timer (milliseconds)
     split_tag: str | None = None
+    tags: tuple[str, ...] = ("team_name",)
+
+    @property
+    def all_tags(self) -> tuple[str, ...]:
+        return self.tags if self.split_tag is None else (self.split_tag, *self.tags)
 
 
-ROUTE_OPEN_SLOTS = Definition("hybrid_executor.route.open_slots", "gauge", "route")
-ROUTE_QUEUED_TASKS = Definition("hybrid_executor.route.queued_tasks", "gauge", "route")
-ROUTE_RUNNING_TASKS = Definition("hybrid_executor.route.running_tasks", "gauge", "route")
+_EXECUTOR_TAGS = ("status", "executor_class_name", "team_name")  # BaseExecutor._emit_metrics's
+ROUTE_OPEN_SLOTS = Definition("hybrid_executor.route.open_slots", "gauge", "route", _EXECUTOR_TAGS)
+ROUTE_QUEUED_TASKS = Definition("hybrid_executor.route.queued_tasks", "gauge", "route", _EXECUTOR_TAGS)
+ROUTE_RUNNING_TASKS = Definition("hybrid_executor.route.running_tasks", "gauge", "route", _EXECUTOR_TAGS)
 POD_CREATE_SUCCEEDED = Definition("hybrid_executor.pod_create.succeeded", "counter")
 POD_CREATE_RETRIED = Definition("hybrid_executor.pod_create.retried", "counter", "reason")
 POD_CREATE_FAILED = Definition("hybrid_executor.pod_create.failed", "counter", "reason")
