@@ -7,6 +7,7 @@ SDK's in-memory reader instead of an exporter to a collector.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import urllib3
 
 from hybrid_executor import metrics
 from hybrid_executor.kubernetes.errors import KubeApiError, classify, from_status
+from hybrid_executor.testing.statsd import StatsdReceiver
 
 README = Path(__file__).parent.parent / "README.md"
 
@@ -102,6 +104,38 @@ def test_the_readme_table_lists_every_metric_with_its_type_and_tags() -> None:
     assert {name: (kind, tags.replace("`", "").strip()) for name, (kind, tags) in rows.items()} == expected
     for name in ("executor.open_slots", "executor.queued_tasks", "executor.running_tasks"):
         assert f"| `{name}` |" in text
+
+
+def test_threads_sending_at_once_through_airflows_statsd_logger_lose_and_mix_up_nothing(
+    statsd: StatsdReceiver,
+) -> None:
+    pods = metrics.PodMetrics("team-a")  # one per executor, shared by its launcher's threads
+    errors = [classify(ConnectionResetError()), status(500, "Internal error occurred", "InternalError")]
+    start = threading.Barrier(8)
+
+    def send(number: int) -> None:
+        start.wait()
+        for _ in range(25):
+            pods.create_retried(errors[number % 2])
+
+    threads = [threading.Thread(target=send, args=(number,)) for number in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    statsd.wait_for(lambda: len(statsd.received()) == 8 * 25 * 2, what="every datagram")
+    by_reason = {"connection": 0, "server": 0}
+    for received in statsd.received("hybrid_executor.pod_create.retried"):
+        assert received.tags.keys() == {"team_name", "reason"}
+        assert received.tags["team_name"] == "team-a"
+        by_reason[received.tags["reason"]] += 1
+    assert by_reason == {"connection": 100, "server": 100}
+    dotted = {name: len(statsd.received(name)) for name in statsd.names() if name.count(".") == 3}
+    assert dotted == {
+        "hybrid_executor.pod_create.retried.connection": 100,
+        "hybrid_executor.pod_create.retried.server": 100,
+    }
 
 
 @pytest.fixture

@@ -43,6 +43,8 @@ class StatsdReceiver:
     def __init__(self, prefix: str = "airflow") -> None:
         self.prefix = prefix
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        # Room for bursts (the kernel caps it at net.core.rmem_max): a full buffer drops datagrams.
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
         self._socket.bind(("127.0.0.1", 0))
         self._socket.settimeout(0.05)
         self.port: int = self._socket.getsockname()[1]
