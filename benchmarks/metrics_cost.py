@@ -34,16 +34,15 @@ BACKENDS = {
 
 
 def _configure(folder: Path, port: int) -> None:
-    from hybrid_executor.testing.services import prepare_airflow_home
+    from hybrid_executor.testing.services import prepare_airflow_home, select_airflow_environment
 
     home = folder / "airflow_home"
-    env = prepare_airflow_home(home, f"sqlite:///{home}/airflow.db", "redis://127.0.0.1:6379/0")
-    for name in list(os.environ):
-        if name.startswith(("AIRFLOW_", "_AIRFLOW_")):
-            del os.environ[name]
-    os.environ.update(env)
-    os.environ["AIRFLOW__METRICS__STATSD_HOST"] = "127.0.0.1"
-    os.environ["AIRFLOW__METRICS__STATSD_PORT"] = str(port)
+    metrics = {"statsd_host": "127.0.0.1", "statsd_port": str(port)}
+    select_airflow_environment(
+        prepare_airflow_home(
+            home, f"sqlite:///{home}/airflow.db", "redis://127.0.0.1:6379/0", settings={"metrics": metrics}
+        )
+    )
 
 
 def _use(backend: dict[str, str]) -> None:

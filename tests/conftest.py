@@ -18,7 +18,6 @@ interrupted. The logic lives in :mod:`hybrid_executor.testing.services`.
 from __future__ import annotations
 
 import contextlib
-import os
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from hybrid_executor.testing.services import (
     RedisServer,
     migrate_airflow_db,
     prepare_airflow_home,
+    select_airflow_environment,
 )
 from hybrid_executor.testing.statsd import StatsdReceiver
 
@@ -62,10 +62,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except BaseException:
         stack.close()
         raise
-    for name in list(os.environ):
-        if name.startswith(("AIRFLOW_", "_AIRFLOW_")):
-            del os.environ[name]
-    os.environ.update(env)
+    select_airflow_environment(env)
     airflow = AirflowEnv(home=folder / "airflow_home", env=env, sql_alchemy_conn=sql_alchemy_conn, broker_url=redis.url)
     _services = _Services(stack, postgres, redis, airflow)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import queue
 import time
 from collections.abc import Iterator
-from typing import Any, NamedTuple
+from typing import Any
 
 import pytest
 from kube_test_support import NS
@@ -29,14 +29,6 @@ RBAC = (
     'in API group "" in the namespace "default"'
 )
 POD_SECURITY = 'pods "p" is forbidden: violates PodSecurity "restricted:latest": host namespaces (hostNetwork=true)'
-
-
-class Key(NamedTuple):
-    dag_id: str
-    task_id: str
-    run_id: str
-    try_number: int = 1
-    map_index: int = -1
 
 
 def pod(name: str) -> client.V1Pod:
@@ -59,7 +51,10 @@ def launcher(api: KubeApi, statsd: StatsdReceiver) -> Iterator[PodLauncher]:
 
 
 def launch(launcher: PodLauncher, name: str) -> LaunchResult:
-    launcher.submit(LaunchRequest(Key("dag", name, "run"), pod(name), queued_at=time.monotonic()))
+    from airflow.models.taskinstancekey import TaskInstanceKey
+
+    key = TaskInstanceKey("dag", name, "run", 1, -1)
+    launcher.submit(LaunchRequest(key, pod(name), queued_at=time.monotonic()))
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         results = launcher.results()
