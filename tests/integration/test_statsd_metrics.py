@@ -35,11 +35,15 @@ def test_the_router_and_its_pods_send_their_metrics(
     heartbeat_until(
         executor, lambda: executor.kubernetes_executor._watchers[namespace].synced, what="the watcher to list"
     )
-    # One create answers 503 (retried); the watch is cut once, then its resourceVersion is gone (410).
-    kube_api.faults.add("create", "pods", pods_path(namespace), status=503, times=1)
+    # The watch is cut once, then its resourceVersion is gone (410): it relists, before any pod exists,
+    # so that it sees each pod Pending, then Running. One create answers 503 (retried).
     kube_api.faults.add("watch", "pods", pods_path(namespace), reset=True, times=1)
     kube_api.faults.add("watch", "pods", pods_path(namespace), status=410, times=1)
     kube_api.close_watches()
+    statsd.wait_for(
+        lambda: under(statsd, "hybrid_executor.watch.relists", namespace=namespace), timeout=30, what="the relist"
+    )
+    kube_api.faults.add("create", "pods", pods_path(namespace), status=503, times=1)
     tasks = queue_run(kube_route, executor, ["ok", "sleep_1"])
 
     queue_all(executor, tasks)
