@@ -367,4 +367,14 @@ def all_names(namespace: str = "default") -> list[str]:
     return names
 
 
-__all__ = ["DEFINITIONS", "REASONS", "ROUTES", "Definition", "PodMetrics", "RouteMetrics", "all_names", "reason_of"]
+__all__ = [
+    "ALL_NAMESPACES",
+    "DEFINITIONS",
+    "REASONS",
+    "ROUTES",
+    "Definition",
+    "PodMetrics",
+    "RouteMetrics",
+    "all_names",
+    "reason_of",
+]

@@ -28,6 +28,7 @@ def test_every_name_passes_airflows_statsd_and_otel_validators() -> None:
 
     names = metrics.all_names(namespace="airflow-workers-0123456789-abcdefghij")  # a long namespace
     assert len(names) == len(set(names))
+    names += metrics.all_names(namespace=metrics.ALL_NAMESPACES)
     for name in names:
         assert stat_name_default_handler(name) == name
         assert name_is_otel_safe("airflow", name), name

@@ -19,6 +19,7 @@ from kubernetes import client
 from hybrid_executor.kubernetes.api import KubeApi
 from hybrid_executor.kubernetes.cleanup import PodDeleter
 from hybrid_executor.kubernetes.launcher import LaunchRequest, LaunchResult, PodLauncher
+from hybrid_executor.kubernetes.pods import PodBuildError
 from hybrid_executor.kubernetes.watcher import PodEvent, PodWatcher
 from hybrid_executor.testing.kube import LocalKubeAPI
 from hybrid_executor.testing.statsd import StatsdReceiver
@@ -50,11 +51,12 @@ def launcher(api: KubeApi, statsd: StatsdReceiver) -> Iterator[PodLauncher]:
     started.stop(timeout=5)
 
 
-def launch(launcher: PodLauncher, name: str) -> LaunchResult:
+def launch(launcher: PodLauncher, name: str, **request: Any) -> LaunchResult:
     from airflow.models.taskinstancekey import TaskInstanceKey
 
     key = TaskInstanceKey("dag", name, "run", 1, -1)
-    launcher.submit(LaunchRequest(key, pod(name), queued_at=time.monotonic()))
+    request = {"pod": pod(name), "queued_at": time.monotonic(), **request}
+    launcher.submit(LaunchRequest(key, pod_name=name, namespace=NS, **request))
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         results = launcher.results()
@@ -101,6 +103,29 @@ def test_a_refused_create_counts_under_its_reason(
     assert counted(statsd, "hybrid_executor.pod_create.succeeded") == succeeded
     assert len(statsd.received("hybrid_executor.pod_create.queued_to_created")) == succeeded
     assert {m.kind for m in statsd.received("hybrid_executor.pod_create.latency")} == {"ms"}
+
+
+def _unbuildable() -> client.V1Pod:
+    raise PodBuildError("pod_override is not a V1Pod (a dict): give executor_config a k8s.V1Pod")
+
+
+@pytest.mark.parametrize(
+    ("request_options", "reason"),
+    [
+        ({"pod": _unbuildable}, "build"),
+        ({"deadline": time.monotonic() - 1}, "expired"),  # the workload's token would expire before the pod ran
+    ],
+    ids=["the pod cannot be built", "the token expires first"],
+)
+def test_a_launch_that_sends_no_create_counts_its_failure(
+    launcher: PodLauncher, statsd: StatsdReceiver, request_options: dict[str, Any], reason: str
+) -> None:
+    result = launch(launcher, f"unsent-{reason}", **request_options)
+
+    assert (result.ok, result.attempts) == (False, 0)
+    statsd.wait_for(lambda: counted(statsd, "hybrid_executor.pod_create.failed", reason=reason) == 1, what=reason)
+    assert counted(statsd, f"hybrid_executor.pod_create.failed.{reason}") == 1
+    assert not statsd.received("hybrid_executor.pod_create.latency")
 
 
 def test_deletes_count_done_retried_and_failed(kube: LocalKubeAPI, api: KubeApi, statsd: StatsdReceiver) -> None:
