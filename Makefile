@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/pod_deletes.py
 	$(BIN)/python benchmarks/adoption.py
 	$(BIN)/python benchmarks/memory.py
+	$(BIN)/python benchmarks/metrics_cost.py
 	$(BIN)/python benchmarks/soak.py
 
 clean:

@@ -17,6 +17,7 @@ from airflow.executors.base_executor import PARALLELISM, BaseExecutor
 from airflow.providers.celery.executors.celery_executor import CeleryExecutor
 
 from hybrid_executor.kubernetes.executor import KubernetesPodExecutor
+from hybrid_executor.metrics import RouteMetrics
 from hybrid_executor.routing import Route, route_for_queue
 from hybrid_executor.settings import HybridSettings, SettingsError, load_kubernetes_queues, load_settings
 from hybrid_executor.slots import fair_shares
@@ -80,6 +81,7 @@ class HybridExecutor(BaseExecutor):
             settings=settings.kubernetes if settings else None,
         )
         self._children: tuple[BaseExecutor, BaseExecutor] = (self.celery_executor, self.kubernetes_executor)
+        self._route_metrics = RouteMetrics(type(self).__name__, team_name)
 
     # --- identity, shared with both ------------------------------------------------------
 
@@ -210,10 +212,20 @@ class HybridExecutor(BaseExecutor):
         """Give each child its share of the open slots, so one backend's backlog never starves the other."""
         open_slots = self.parallelism - self._running_count()
         shares = fair_shares(open_slots, [_demand(child) for child in self._children])
+        self._emit_route_metrics(open_slots, shares)
         for child, share in zip(self._children, shares, strict=True):
             child.trigger_tasks(share)
             child.trigger_connection_tests()
             child.sync()
+
+    def _emit_route_metrics(self, open_slots: int, shares: list[int]) -> None:
+        """BaseExecutor's executor.* gauges for the router as a whole, then each route's (hybrid_executor.route.*)."""
+        queued = [_queued(child) for child in self._children]
+        running = [len(child.running) for child in self._children]
+        self._emit_metrics(open_slots, sum(running), sum(queued))
+        routes = (Route.CELERY, Route.KUBERNETES)  # the order of self._children
+        for route, share, waiting, runs in zip(routes, shares, queued, running, strict=True):
+            self._route_metrics.send(route.value, open_slots=share, queued=waiting, running=runs)
 
     def sync(self) -> None:
         for child in self._children:
@@ -319,6 +331,11 @@ class HybridExecutor(BaseExecutor):
     @staticmethod
     def get_cli_commands() -> list[GroupCommand]:
         return CeleryExecutor.get_cli_commands()
+
+
+def _queued(child: BaseExecutor) -> int:
+    """What BaseExecutor.heartbeat counts as queued."""
+    return len(child.queued_tasks) + len(child.queued_callbacks) + len(child.queued_connection_tests)
 
 
 def _demand(child: BaseExecutor) -> tuple[int, int]:

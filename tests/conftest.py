@@ -11,13 +11,15 @@ interrupted. The logic lives in :mod:`hybrid_executor.testing.services`.
 - ``airflow_env``: an :class:`AirflowEnv` whose metadata DB (database ``airflow`` on ``postgres``) has
   been through ``airflow db migrate``; pass ``airflow_env.subprocess_env()`` to Airflow child processes.
 - ``airflow_environ``: the same; its variables are in ``os.environ`` for the whole session.
+- ``statsd``: a :class:`StatsdReceiver` on loopback that Airflow's own StatsD logger sends to
+  (``[metrics] statsd_on``, InfluxDB-style tags), set up as ``BaseExecutor.__init__`` sets it up.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +31,9 @@ from hybrid_executor.testing.services import (
     RedisServer,
     migrate_airflow_db,
     prepare_airflow_home,
+    select_airflow_environment,
 )
+from hybrid_executor.testing.statsd import StatsdReceiver
 
 
 @dataclass
@@ -58,10 +62,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except BaseException:
         stack.close()
         raise
-    for name in list(os.environ):
-        if name.startswith(("AIRFLOW_", "_AIRFLOW_")):
-            del os.environ[name]
-    os.environ.update(env)
+    select_airflow_environment(env)
     airflow = AirflowEnv(home=folder / "airflow_home", env=env, sql_alchemy_conn=sql_alchemy_conn, broker_url=redis.url)
     _services = _Services(stack, postgres, redis, airflow)
 
@@ -96,3 +97,26 @@ def airflow_env() -> AirflowEnv:
 @pytest.fixture(scope="session")
 def airflow_environ(airflow_env: AirflowEnv) -> AirflowEnv:
     return airflow_env
+
+
+def _initialize_airflow_stats() -> None:
+    """What BaseExecutor.__init__ (and the scheduler, once its executors started) do: a backend from [metrics]."""
+    from airflow.configuration import conf
+    from airflow.observability import stats
+    from airflow.observability.metrics import stats_utils
+
+    stats.initialize(
+        factory=stats_utils.get_stats_factory(), export_legacy_names=conf.getboolean("metrics", "legacy_names_on")
+    )
+
+
+@pytest.fixture
+def statsd(airflow_environ: AirflowEnv, monkeypatch: pytest.MonkeyPatch) -> Iterator[StatsdReceiver]:
+    with StatsdReceiver() as receiver:
+        for key, value in receiver.options().items():
+            monkeypatch.setenv(f"AIRFLOW__METRICS__{key.upper()}", value)
+        _initialize_airflow_stats()
+        yield receiver
+        for key in receiver.options():
+            monkeypatch.delenv(f"AIRFLOW__METRICS__{key.upper()}")
+        _initialize_airflow_stats()  # back to no metrics, for the tests after this one

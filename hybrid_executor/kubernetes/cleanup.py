@@ -21,6 +21,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_de
 from hybrid_executor.kubernetes.api import KubeApi, KubeApiError
 from hybrid_executor.kubernetes.errors import is_retryable
 from hybrid_executor.kubernetes.pacing import wait_retry_after
+from hybrid_executor.metrics import PodMetrics
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +48,12 @@ class PodDeleter:
         retry_timeout: float = 300.0,
         backoff_multiplier: float = 0.5,
         backoff_max: float = 30.0,
+        metrics: PodMetrics | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
         self._api = api
+        self._metrics = metrics or PodMetrics()
         self._concurrency = concurrency
         self._retry_timeout = retry_timeout
         self._wait = wait_retry_after(wait_random_exponential(multiplier=backoff_multiplier, max=backoff_max))
@@ -118,17 +121,21 @@ class PodDeleter:
             return
         except KubeApiError as error:
             if uid is not None and error.code == 409:
+                self._metrics.deleted()
                 return  # the name now belongs to another pod: the one asked for is gone
             attempts = retrying.statistics.get("attempt_number", 1)
             log.warning("Could not delete worker pod %s/%s (%d attempts): %s", namespace, name, attempts, error)
+            self._metrics.delete_failed(error)
+        else:
+            self._metrics.deleted()
 
     def _sleep(self, seconds: float) -> None:
         if self._stopping.wait(seconds):
             raise _Stopping
 
-    @staticmethod
-    def _log_retry(item: _Item, state: RetryCallState) -> None:
+    def _log_retry(self, item: _Item, state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome is not None else None
+        self._metrics.delete_retried(error)
         log.info(
             "Deleting worker pod %s/%s failed (attempt %d): %s; next attempt in %.2fs",
             item[0],

@@ -40,11 +40,14 @@ from hybrid_executor.kubernetes.staleness import still_queued
 from hybrid_executor.kubernetes.tracking import PodTable, TrackedPod
 from hybrid_executor.kubernetes.watcher import PodEvent, PodWatcher
 from hybrid_executor.kubernetes.workload_token import launch_deadline
+from hybrid_executor.metrics import PodMetrics
 
 if TYPE_CHECKING:
     from airflow.executors import workloads
     from airflow.models.taskinstance import TaskInstance
+    from airflow.models.taskinstancekey import TaskInstanceKey
     from kubernetes.client import V1Pod
+    from sqlalchemy.orm import Session
 
     from hybrid_executor.settings import KubernetesSettings
 
@@ -74,6 +77,8 @@ class KubernetesPodExecutor(BaseExecutor):
         self._pending_deadlines: list[tuple[float, str]] = []
         self._templates: dict[str, V1Pod] = {}
         self._templates_lock = threading.Lock()  # launcher threads build pods concurrently
+        self._metrics = PodMetrics(team_name)
+        self._queued_at: dict[TaskInstanceKey, float] = {}  # time.monotonic() at queue_workload, until launched
         self._pending_adoptions = PendingAdoptions(self._adopt)
 
     # --- life ------------------------------------------------------------------------------
@@ -104,9 +109,10 @@ class KubernetesPodExecutor(BaseExecutor):
             qps=settings.api_qps,
             burst=settings.api_burst,
             retry_timeout=settings.pod_creation_retry_timeout,
+            metrics=self._metrics,
         )
         self._launcher.start()
-        self._deleter = PodDeleter(self.api)
+        self._deleter = PodDeleter(self.api, metrics=self._metrics)
         self._deleter.start()
         selector = selector_for_scheduler(job_id=self.scheduler_job_id)
         for namespace in settings.watch_scopes():  # None: one cluster-wide watch (multi_namespace_mode)
@@ -116,6 +122,7 @@ class KubernetesPodExecutor(BaseExecutor):
                 selector,
                 self._events,
                 watch_timeout_seconds=settings.watch_timeout_seconds,
+                metrics=self._metrics,
             )
             watcher.start()
             self._watchers[watcher.scope] = watcher
@@ -135,6 +142,10 @@ class KubernetesPodExecutor(BaseExecutor):
 
     # --- launching ------------------------------------------------------------------------
 
+    def queue_workload(self, workload: Any, session: Session) -> None:
+        super().queue_workload(workload, session)  # raises for anything but a task (no callbacks here)
+        self._queued_at[workload.ti.key] = time.monotonic()  # for the queued-to-created timer
+
     def _process_workloads(self, workload_items: Sequence[workloads.All]) -> None:
         """Hand each workload to the launcher; the pod is built on a launcher thread, not this one."""
         from airflow.executors import workloads as workload_types
@@ -145,6 +156,7 @@ class KubernetesPodExecutor(BaseExecutor):
                 raise ValueError(f"{type(self).__name__} cannot run {type(workload).__name__} workloads")
             key = workload.ti.key
             self.queued_tasks.pop(key, None)
+            queued_at = self._queued_at.pop(key, None)
             self.running.add(key)
             queueing = self._queueing_of(workload)
             name, namespace = pod_name_for(key, queueing), self.settings.namespace_for(workload.ti.queue)
@@ -161,6 +173,7 @@ class KubernetesPodExecutor(BaseExecutor):
                     namespace=namespace,
                     deadline=launch_deadline(workload.token),
                     still_wanted=functools.partial(still_queued, key, queueing),
+                    queued_at=queued_at,
                 )
             )
             self.log.debug("Task %s: launching pod %s/%s", key, pod.namespace, pod.name)
@@ -305,6 +318,7 @@ class KubernetesPodExecutor(BaseExecutor):
         if outcome.state == "pending":
             self._note_pending(pod, outcome)
         elif outcome.state == "running":
+            self._metrics.left_pending(pod.pending_since)
             pod.pending_since = None
         elif outcome.state == "unknown":
             pod.pending_since = None  # it did start; the pending timeout no longer applies
@@ -464,6 +478,7 @@ class KubernetesPodExecutor(BaseExecutor):
             self._release(pod)
         self.running.discard(key)
         self.queued_tasks.pop(key, None)
+        self._queued_at.pop(key, None)
 
     def try_adopt_task_instances(self, tis: Sequence[TaskInstance]) -> Sequence[TaskInstance]:
         """Adopt the pods of dead schedulers (see :mod:`hybrid_executor.kubernetes.adoption`).
@@ -485,7 +500,10 @@ class KubernetesPodExecutor(BaseExecutor):
         return outcome.not_adopted
 
     def _adopt(self, tis: Sequence[TaskInstance]) -> AdoptionResult:
-        return adopt_pods(self.api, self.settings.watch_scopes(), self.scheduler_job_id, tis)
+        started = time.monotonic()
+        outcome = adopt_pods(self.api, self.settings.watch_scopes(), self.scheduler_job_id, tis)
+        self._metrics.adoption(len(outcome.adopted), len(outcome.not_adopted), time.monotonic() - started)
+        return outcome
 
     def _follow_adopted(self, adopted: Sequence[AdoptedPod]) -> None:
         for pod in adopted:

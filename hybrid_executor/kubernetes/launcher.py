@@ -52,6 +52,7 @@ from hybrid_executor.kubernetes.launches import LaunchRequest, LaunchResult
 from hybrid_executor.kubernetes.pacing import RateLimiter, stop_at, wait_retry_after, waits_for_quota
 from hybrid_executor.kubernetes.pods import PodBuildError
 from hybrid_executor.kubernetes.staleness import FRESH_FOR
+from hybrid_executor.metrics import BUILD, EXPIRED, OTHER, PodMetrics
 
 if TYPE_CHECKING:
     from kubernetes.client import V1Pod
@@ -121,10 +122,12 @@ class PodLauncher:
         backoff_max: float = 30.0,
         backoff_min: float = 0.0,
         quota_backoff_max: float = QUOTA_BACKOFF_MAX,
+        metrics: PodMetrics | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
         self._api = api
+        self._metrics = metrics or PodMetrics()
         self._concurrency = concurrency
         self._retry_timeout = retry_timeout
         self._clock = clock
@@ -240,6 +243,7 @@ class PodLauncher:
             except Exception as error:  # a bug here must not take a worker (and its tasks) down
                 message = f"unexpected error while creating the pod: {classify(error).message}"
                 log.error("Pod %s in %s for %s: %s", job.pod_name, job.namespace, job.request.key, message)
+                self._metrics.create_failed(error, reason=OTHER)
                 result = self._result(job, ok=False, error=message)
             self._finish(job, result)
 
@@ -259,6 +263,7 @@ class PodLauncher:
                     job.pod = self._build(job)
             except PodBuildError as error:
                 log.error("Pod for %s could not be built: %s", job.request.key, error)
+                self._metrics.create_failed(error, reason=BUILD)
                 return self._result(job, ok=False, error=f"pod could not be built: {error}")
         stop: stop_base = stop_after_delay(self._retry_timeout)
         deadline = stop_at(job.request.deadline, self._clock) if job.request.deadline is not None else None
@@ -296,6 +301,7 @@ class PodLauncher:
                 f"gives it [scheduler] task_queued_timeout from queueing; {job.attempts} attempts){last}"
             )
             log.error("Pod %s in %s for %s was %s", job.pod_name, job.namespace, job.request.key, message)
+            self._metrics.create_failed(last_error, reason=EXPIRED)
             return dataclasses.replace(self._result(job, ok=False, error=f"pod {message}"), gave_up=job.attempts > 0)
         if created:
             log.info(
@@ -308,6 +314,7 @@ class PodLauncher:
                 job.namespace,
                 job.request.key,
             )
+        self._metrics.created(job.request.queued_at)
         return self._result(job, ok=True, error=None)
 
     def _failed(self, job: _Job, error: KubeApiError, started: float) -> LaunchResult:
@@ -320,6 +327,7 @@ class PodLauncher:
         else:
             message = str(error)
         log.error("Pod %s in %s for %s was not created: %s", job.pod_name, job.namespace, job.request.key, message)
+        self._metrics.create_failed(error)
         result = self._result(job, ok=False, error=message)
         return dataclasses.replace(result, gave_up=error.kind is ApiErrorKind.RETRYABLE)
 
@@ -344,7 +352,8 @@ class PodLauncher:
         job.attempts += 1
         try:
             assert job.pod is not None
-            created = self._api.create_pod(job.pod)
+            with self._metrics.create_request():
+                created = self._api.create_pod(job.pod)
         except KubeApiError as error:
             if error.kind is ApiErrorKind.ALREADY_EXISTS:
                 return False
@@ -397,6 +406,7 @@ class PodLauncher:
 
     def _log_retry(self, job: _Job, state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome is not None else None
+        self._metrics.create_retried(error)
         if isinstance(error, KubeApiError):
             job.last_error = error
             self._warn_operator(job, error)

@@ -39,6 +39,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import tenacity
 
+from hybrid_executor.metrics import PodMetrics
+
 log = logging.getLogger(__name__)
 
 RELISTED = "RELISTED"
@@ -170,6 +172,7 @@ class PodWatcher:
         backoff_max: float = 30.0,
         backoff_initial: float = 0.5,
         page_size: int = 500,
+        metrics: PodMetrics | None = None,
     ) -> None:
         if watch_timeout_seconds < 1:
             raise ValueError(f"watch_timeout_seconds must be at least 1, got {watch_timeout_seconds}")
@@ -180,6 +183,7 @@ class PodWatcher:
         self.scope = namespace if namespace is not None else "*"
         self.label_selector = label_selector
         self._api = api
+        self._metrics = metrics or PodMetrics()
         self._events = events
         self._timeout = watch_timeout_seconds
         self._page_size = page_size
@@ -389,6 +393,7 @@ class PodWatcher:
             return 0.0  # the server's timeout: the normal end of a watch, reopened at once
         # Closed early by the server. If it delivered events, the backoff has started over and
         # this is a short jittered wait; if it delivered none, one more failure in a row.
+        self._metrics.watch_reconnected(self.namespace)
         delay = self._failed()
         log.info(
             "pod watcher %s: watch closed by the server after %d events; resuming from resourceVersion %s in %.2f s",
@@ -404,6 +409,7 @@ class PodWatcher:
             return 0.0  # stop() shut the stream down
         if is_gone(error):
             return self._gone(resource_version)
+        self._metrics.watch_reconnected(self.namespace)
         delay = self._failed(error)
         log.warning(
             "pod watcher %s: watch from resourceVersion %s failed after %d events (%s); "
@@ -429,6 +435,7 @@ class PodWatcher:
 
     def _gone(self, resource_version: str) -> float:
         log.info("pod watcher %s: resourceVersion %s is gone (410); relisting", self.scope, resource_version)
+        self._metrics.watch_relisted(self.namespace)
         self._resource_version = None
         return 0.0
 

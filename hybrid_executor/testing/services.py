@@ -586,6 +586,18 @@ def prepare_airflow_home(
     return env
 
 
+def select_airflow_environment(env: Mapping[str, str]) -> None:
+    """Make ``env`` (from :func:`prepare_airflow_home`) this process's Airflow environment, and only it.
+
+    Every other ``AIRFLOW_*`` variable goes, so that nothing of a developer's own Airflow leaks in.
+    Airflow reads its configuration when it is first imported: call this before that.
+    """
+    for name in list(os.environ):
+        if name.startswith(("AIRFLOW_", "_AIRFLOW_")):
+            del os.environ[name]
+    os.environ.update(env)
+
+
 @dataclass(frozen=True)
 class AirflowEnv:
     """A prepared (and usually migrated) Airflow home: where it is, what selects it, where its DB is."""
