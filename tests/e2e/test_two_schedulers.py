@@ -36,7 +36,7 @@ from hybrid_executor.demo.report import follow_run
 from hybrid_executor.demo.stack import WORKER_NAMESPACE, DemoStack
 from hybrid_executor.kubernetes.pods import ANNOTATION_EXTERNAL_EXECUTOR_ID, LABEL_SCHEDULER_JOB
 
-pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.timeout(1500)]
+pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.timeout(1800)]
 
 DAG_ID = "two_schedulers"
 TASKS = 100  # on each route, as in the DAG
@@ -235,7 +235,7 @@ def test_two_schedulers_share_a_run_and_the_survivor_adopts_the_killed_ones_task
     assert "from a dead executor" in survivor_log  # Celery's adoption
     (markers / "hold").unlink()
 
-    final = follow_run(api, DAG_ID, run_id, print, timeout=900)
+    final = follow_run(api, DAG_ID, run_id, print, timeout=1200)
     finished = time.monotonic()
     tis = db.task_instances(run_id)
     assert final["state"] == "success", json.dumps([str(ti) for ti in tis.values() if ti.state != "success"])
