@@ -812,7 +812,8 @@ def test_a_task_the_scheduler_fails_itself_loses_its_pod_and_is_forgotten(
     # pod may go on running a task Airflow has ended; the executor reports nothing more for them.
     from airflow.utils.state import TaskInstanceState
 
-    executor = executors.start()
+    # No fatal waiting reason: the unpullable image keeps its pod Pending (by default ErrImagePull fails it).
+    executor = executors.start(worker_pod_pending_fatal_container_state_reasons="")
     tasks = {t.ti.task_id: t for t in queue_run(kube_route, executor, ["sleep_30", "broken_image"])}
     queue_all(executor, list(tasks.values()))
     running, pending = tasks["sleep_30"], tasks["broken_image"]
