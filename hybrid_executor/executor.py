@@ -214,9 +214,21 @@ class HybridExecutor(BaseExecutor):
         shares = fair_shares(open_slots, [_demand(child) for child in self._children])
         self._emit_route_metrics(open_slots, shares)
         for child, share in zip(self._children, shares, strict=True):
+            self._beat(child, share)
+
+    def _beat(self, child: BaseExecutor, share: int) -> None:
+        """One child's part of the heartbeat; its error is logged, and it tries again next heartbeat.
+
+        The Celery provider raises out of sync() while Redis does not answer (a restart, a failover):
+        raised here, it would end the scheduler, and the pod route with it. What was not sent stays
+        queued in the child, what was not synced is synced next time, so nothing is lost.
+        """
+        try:
             child.trigger_tasks(share)
             child.trigger_connection_tests()
             child.sync()
+        except Exception:
+            log.exception("%s failed in this heartbeat; it tries again in the next one", type(child).__name__)
 
     def _emit_route_metrics(self, open_slots: int, shares: list[int]) -> None:
         """BaseExecutor's executor.* gauges for the router as a whole, then each route's (hybrid_executor.route.*)."""
@@ -229,7 +241,10 @@ class HybridExecutor(BaseExecutor):
 
     def sync(self) -> None:
         for child in self._children:
-            child.sync()
+            try:
+                child.sync()
+            except Exception:
+                log.exception("%s failed to sync; it tries again in the next heartbeat", type(child).__name__)
 
     def get_event_buffer(self, dag_ids: list[str] | None = None) -> dict[Any, EventBufferValueType]:
         merged: dict[Any, EventBufferValueType] = {}

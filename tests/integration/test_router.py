@@ -277,3 +277,24 @@ def test_end_and_terminate_stop_both_children_even_when_one_raises(
 
         assert not any(thread.is_alive() for thread in launcher._threads)
         assert not router.kubernetes_executor._watchers
+
+
+def test_a_child_that_raises_in_a_heartbeat_stops_neither_the_scheduler_nor_the_other_route(
+    router: Any, tasks: dict[str, Any], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Redis restarting: the Celery provider's sync() raises redis' ConnectionError out of heartbeat().
+    def broker_down() -> None:
+        raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(router.celery_executor, "sync", broker_down)
+    beats: list[int] = []
+    monkeypatch.setattr(router.kubernetes_executor, "trigger_tasks", lambda open_slots: beats.append(open_slots))
+    monkeypatch.setattr(router.kubernetes_executor, "sync", lambda: beats.append(-1))
+    caplog.set_level(logging.ERROR, logger="hybrid_executor")
+
+    router.heartbeat()
+    router.sync()
+
+    assert -1 in beats  # the pod route had its heartbeat and its sync
+    assert "CeleryExecutor failed in this heartbeat; it tries again in the next one" in caplog.text
+    assert "CeleryExecutor failed to sync" in caplog.text
