@@ -121,6 +121,7 @@ class _Run:
     made: int = 0
     finished: int = 0
     failed: int = 0
+    why_failed: list[str] = field(default_factory=list)  # the first few failures' infos
     rows: list[_Row] = field(default_factory=list)
 
 
@@ -160,11 +161,14 @@ def _drive(router: Any, workloads: Workloads, args: argparse.Namespace) -> _Run:
         run.made += count
         router.heartbeat()
         buffered = len(router.kubernetes_executor.event_buffer)
-        for state, _ in router.get_event_buffer().values():
+        for key, (state, info) in router.get_event_buffer().items():
             if state in (TaskInstanceState.SUCCESS, TaskInstanceState.FAILED):
                 run.finished += 1
-                run.failed += state == TaskInstanceState.FAILED
                 last_progress = time.monotonic()
+            if state == TaskInstanceState.FAILED:
+                run.failed += 1
+                if len(run.why_failed) < 5:
+                    run.why_failed.append(f"{key.task_id}: {info}")
         logs = router._task_event_logs  # the scheduler saves them to its database, popping each
         while logs:
             logs.popleft()
@@ -272,6 +276,8 @@ def main() -> None:
             f"cores used on average: this process {our_cpu / elapsed:.2f}, the API server and kubelet "
             f"{server_cpu / elapsed:.2f}{noise}"
         )
+        for why in run.why_failed:
+            print(f"  failed: {why}")
         _verdict(run, args)
 
 
