@@ -43,6 +43,7 @@ TASKS = 100  # on each route, as in the DAG
 POD_TASK, CELERY_TASK = "in_a_pod", "on_celery"
 PARALLELISM = 8  # per scheduler: pods are host processes here, each an Airflow task runner
 CELERY_CONCURRENCY = 6
+ORPHANS_TAKEN = r"Adopted the following \d+ tasks|Adopted \d+ pods|Reset the following \d+ orphaned"
 HEALTH_CHECK_THRESHOLD = 30  # seconds without a heartbeat before the other scheduler takes one for dead
 DONE_BEFORE_HOLD = 20  # tasks that end, shared by both schedulers, before the test parks the rest
 HELD_PER_ROUTE = 2  # tasks of each route the killed scheduler must have running when it dies
@@ -197,9 +198,11 @@ def test_two_schedulers_share_a_run_and_the_survivor_adopts_the_killed_ones_task
         return held[POD_TASK] >= HELD_PER_ROUTE and held[CELERY_TASK] >= HELD_PER_ROUTE
 
     _wait(victim_holds_both_routes, "the first scheduler's tasks running on both routes", timeout=180)
-    premature = [p.name for p in (victim, survivor) if "SchedulerJob instances as failed" in p.log_path.read_text()]
+    # A live scheduler taken for dead before it queued anything costs nothing; with tasks, the
+    # other adopts or resets them, and the test's account of who ran what no longer holds.
+    premature = [p.name for p in (victim, survivor) if re.search(ORPHANS_TAKEN, p.log_path.read_text())]
     assert not premature, (
-        f"{premature} took the other, live scheduler for dead (no heartbeat for {HEALTH_CHECK_THRESHOLD} s): "
+        f"{premature} took the other, live scheduler's tasks (no heartbeat for {HEALTH_CHECK_THRESHOLD} s): "
         "the machine is too loaded for this test's [scheduler] scheduler_health_check_threshold"
     )
     victim.signal_group(signal.SIGKILL)
