@@ -35,9 +35,20 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("no_faults_left")]
 
 
 def queued_again(queued: Any) -> Any:
-    """The same task try queued once more, as the scheduler queues it: a new external_executor_id."""
+    """The same task try queued once more, as the scheduler queues it: a new external_executor_id,
+    stored on the task instance (a launch that is retried checks it there)."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import update
+
     workload = queued.workload.model_copy(deep=True)
     workload.ti.external_executor_id = str(uuid.uuid4())
+    with create_session() as session:
+        session.execute(
+            update(TaskInstance)
+            .where(TaskInstance.id == queued.ti.id)
+            .values(external_executor_id=workload.ti.external_executor_id)
+        )
     return QueuedTask(queued.ti, workload)
 
 
