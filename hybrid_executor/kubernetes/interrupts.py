@@ -97,9 +97,5 @@ class QuotaWaits:
         for interrupt in woken:
             interrupt.nudge()
 
-    def waiting(self, namespace: str) -> int:
-        with self._lock:
-            return len(self._waiting.get(namespace, ()))
-
 
 __all__ = ["Interrupt", "QuotaWaits"]

@@ -100,10 +100,5 @@ class PendingAdoptions:
                 self._settled = Readopted(list(outcome.adopted), list(outcome.not_adopted))
             self._thread = None
 
-    def join(self, timeout: float) -> None:
-        thread = self._thread
-        if thread is not None:
-            thread.join(timeout)
-
 
 __all__ = ["RETRY_INTERVAL", "PendingAdoptions", "Readopted"]
