@@ -23,7 +23,9 @@ from airflow.utils.state import TaskInstanceState
 from hybrid_executor.kubernetes.adoption import AdoptedPod, AdoptionResult, adopt_pods
 from hybrid_executor.kubernetes.api import KubeApi
 from hybrid_executor.kubernetes.cleanup import PodDeleter
+from hybrid_executor.kubernetes.deployment import resolve_deployment_id
 from hybrid_executor.kubernetes.launcher import LaunchRequest, LaunchResult, PodLauncher
+from hybrid_executor.kubernetes.orphans import DeletionPolicy, OrphanPodCollector
 from hybrid_executor.kubernetes.podlog import read_task_pod_log
 from hybrid_executor.kubernetes.pods import (
     base_pod_template,
@@ -71,6 +73,8 @@ class KubernetesPodExecutor(BaseExecutor):
         self._api = api
         self._launcher: PodLauncher | None = None
         self._deleter: PodDeleter | None = None
+        self._orphans: OrphanPodCollector | None = None
+        self._deployment_id: str | None = None
         self._watchers: dict[str, PodWatcher] = {}
         self._events: queue.SimpleQueue[PodEvent] = queue.SimpleQueue()
         self._table = PodTable()  # by pod name (unique to a queueing), and the current queueing per key
@@ -101,6 +105,13 @@ class KubernetesPodExecutor(BaseExecutor):
     def scheduler_job_id(self) -> str:
         return str(self.job_id) if self.job_id is not None else "unknown"
 
+    @property
+    def deployment_id(self) -> str:
+        """The hybrid-executor/deployment label of this deployment's pods (see kubernetes.deployment)."""
+        if self._deployment_id is None:
+            self._deployment_id = resolve_deployment_id(self.settings.deployment_id)
+        return self._deployment_id
+
     def start(self) -> None:
         settings = self.settings
         self._launcher = PodLauncher(
@@ -114,6 +125,15 @@ class KubernetesPodExecutor(BaseExecutor):
         self._launcher.start()
         self._deleter = PodDeleter(self.api, metrics=self._metrics)
         self._deleter.start()
+        self._orphans = OrphanPodCollector.from_config(
+            self.api,
+            self._deleter,
+            namespaces=settings.watch_scopes(),
+            deployment_id=self.deployment_id,
+            job_id=self.scheduler_job_id,
+            policy=DeletionPolicy(settings.delete_worker_pods, settings.delete_worker_pods_on_failure),
+        )
+        self._orphans.start()
         selector = selector_for_scheduler(job_id=self.scheduler_job_id)
         for namespace in settings.watch_scopes():  # None: one cluster-wide watch (multi_namespace_mode)
             watcher = PodWatcher(
@@ -132,6 +152,8 @@ class KubernetesPodExecutor(BaseExecutor):
         self.terminate()
 
     def terminate(self) -> None:
+        if self._orphans is not None:
+            self._orphans.stop(timeout=5)
         if self._launcher is not None:
             self._launcher.stop(timeout=5)
         if self._deleter is not None:
@@ -196,7 +218,9 @@ class KubernetesPodExecutor(BaseExecutor):
 
     def _build_pod(self, workload: workloads.ExecuteTask) -> V1Pod:
         """Runs on a launcher thread: template (cached), pod_override merge, mutation hook."""
-        context = pod_context_for(self.settings, workload.ti.queue, self.scheduler_job_id, self._template)
+        context = pod_context_for(
+            self.settings, workload.ti.queue, self.scheduler_job_id, self._template, deployment_id=self.deployment_id
+        )
         return build_worker_pod(workload, context)
 
     def _template(self, path: str | None) -> V1Pod:
@@ -501,7 +525,14 @@ class KubernetesPodExecutor(BaseExecutor):
 
     def _adopt(self, tis: Sequence[TaskInstance]) -> AdoptionResult:
         started = time.monotonic()
-        outcome = adopt_pods(self.api, self.settings.watch_scopes(), self.scheduler_job_id, tis)
+        outcome = adopt_pods(
+            self.api,
+            self.settings.watch_scopes(),
+            self.scheduler_job_id,
+            tis,
+            deployment_id=self.deployment_id,
+            abandon=lambda namespace, name, uid: self._delete_pod(namespace, name, uid=uid),
+        )
         self._metrics.adoption(len(outcome.adopted), len(outcome.not_adopted), time.monotonic() - started)
         return outcome
 
