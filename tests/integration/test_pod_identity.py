@@ -36,15 +36,18 @@ from hybrid_executor.testing.kube import LocalKubeAPI
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("no_faults_left")]
 
 
-def queued_again(queued: Any) -> Any:
+def queued_again(queued: Any, *, stored: bool = True) -> Any:
     """The same task try queued once more, as the scheduler queues it: a new external_executor_id,
-    stored on the task instance (a launch that is retried checks it there)."""
+    stored on the task instance (a launch that is retried checks it there); ``stored=False``: the
+    queueing of another deployment, whose database is not this one."""
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
     from sqlalchemy import update
 
     workload = queued.workload.model_copy(deep=True)
     workload.ti.external_executor_id = str(uuid.uuid4())
+    if not stored:
+        return QueuedTask(queued.ti, workload)
     with create_session() as session:
         session.execute(
             update(TaskInstance)
@@ -229,7 +232,7 @@ def test_two_deployments_sharing_a_namespace_never_touch_each_others_pods(
     ours = executors.start(job_id=7, delete_worker_pods="True", deployment_id="")
     theirs = executors.start(job_id=7, delete_worker_pods="False", deployment_id="theirs")
     [task] = queue_run(kube_route, ours, ["sleep_3"])
-    ours_task, theirs_task = task, queued_again(task)
+    ours_task, theirs_task = task, queued_again(task, stored=False)
     assert ours_task.pod_name != theirs_task.pod_name
 
     queue_all(ours, [ours_task])
