@@ -28,7 +28,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
@@ -60,6 +60,8 @@ class AdoptionResult:
     adopted: list[AdoptedPod]
     not_adopted: list[TaskInstance]  # no pod in any namespace, or its relabel failed
     unlisted: list[TaskInstance]  # no pod found, but a namespace could not be listed: it may be there
+    # Of not_adopted, those whose pod was found but could not be relabelled (and was handed to abandon).
+    unrelabelled: frozenset[TaskInstanceKey] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,10 @@ class AdoptedPod:
     name: str
     queueing: str
     uid: str | None
+    # The pod as the relabel answered: its first state for this executor. The watch's own event of
+    # the pod entering its selector may be handled before the pod is followed (readoption hands its
+    # pods over from a thread), and a finished pod sends no other.
+    pod: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 Abandon = Callable[[str, str, "str | None"], None]  # namespace, name, uid: delete that pod
@@ -117,30 +123,34 @@ def adopt_pods(
     adopted: list[AdoptedPod] = []
     adopted_keys = set()
     from_jobs: Counter[str] = Counter()
-    for (ti, pod), ok in zip(matches, relabelled, strict=True):
-        if not ok:
+    for (ti, pod), patched in zip(matches, relabelled, strict=True):
+        if patched is None:
             continue
         metadata = pod["metadata"]
         uid = metadata.get("uid")
-        adopted.append(AdoptedPod(ti.key, metadata["namespace"], metadata["name"], queueing_of_pod(pod), uid))
+        adopted.append(AdoptedPod(ti.key, metadata["namespace"], metadata["name"], queueing_of_pod(pod), uid, patched))
         adopted_keys.add(ti.key)
         from_jobs[str((metadata.get("labels") or {}).get(LABEL_SCHEDULER_JOB, "?"))] += 1
     for old_job, count in sorted(from_jobs.items()):
         log.info("Adopted %d pods from scheduler job %s", count, old_job)
     unlisted = [ti for key, ti in wanted.items() if key not in found] if unlisted_namespaces else []
     not_adopted = [ti for key, ti in wanted.items() if key not in adopted_keys and ti not in unlisted]
-    return AdoptionResult(adopted, not_adopted, unlisted)
+    unrelabelled = frozenset(key for key in found if key not in adopted_keys)
+    return AdoptionResult(adopted, not_adopted, unlisted, unrelabelled)
 
 
-def _relabel(api: KubeApi, pod: dict[str, Any], labels: dict[str, str], abandon: Abandon | None) -> bool:
+def _relabel(
+    api: KubeApi, pod: dict[str, Any], labels: dict[str, str], abandon: Abandon | None
+) -> dict[str, Any] | None:
+    """The relabelled pod, or None when it could not be relabelled."""
     metadata = pod["metadata"]
     namespace, name = metadata["namespace"], metadata["name"]
     try:
-        _retrying()(api.patch_pod_labels, namespace, name, labels)
+        patched: dict[str, Any] = _retrying()(api.patch_pod_labels, namespace, name, labels)
     except KubeApiError as error:
         if abandon is None:
             log.warning("Could not adopt pod %s/%s: %s", namespace, name, error)
-            return False
+            return None
         log.warning(
             "Could not adopt pod %s/%s (%s): deleting it, as its task instance is reset and runs again in a new "
             "pod, beside which this one must not run",
@@ -149,8 +159,8 @@ def _relabel(api: KubeApi, pod: dict[str, Any], labels: dict[str, str], abandon:
             error,
         )
         abandon(namespace, name, metadata.get("uid"))
-        return False
-    return True
+        return None
+    return patched
 
 
 def _retrying() -> Retrying:

@@ -54,6 +54,17 @@ if TYPE_CHECKING:
     from hybrid_executor.settings import KubernetesSettings
 
 
+# Why a task adopted while the API could not be listed is failed once the listing answers.
+_NOT_FOUND = (
+    "no pod of this task was found when its scheduler's tasks were adopted (the Kubernetes API "
+    "could not be listed at first): the pod was never created, or is gone"
+)
+_UNRELABELLED = (
+    "the pod of this task was found when its scheduler's tasks were adopted, but could not be relabelled "
+    "as this scheduler's (see the warning logged for it), so it was deleted: no watch would have followed it"
+)
+
+
 class KubernetesPodExecutor(BaseExecutor):
     """Runs each workload given to it as a pod; see the module docstring for the threading rules."""
 
@@ -540,6 +551,8 @@ class KubernetesPodExecutor(BaseExecutor):
         for pod in adopted:
             self.running.add(pod.key)
             self._table.follow(TrackedPod(pod.key, pod.namespace, pod.name, pod.queueing, pod.uid))
+            if pod.pod:
+                self._on_pod_event(PodEvent("MODIFIED", pod.pod))
 
     def _settle_adoptions(self) -> None:
         if not len(self._pending_adoptions):
@@ -547,12 +560,12 @@ class KubernetesPodExecutor(BaseExecutor):
         settled = self._pending_adoptions.poll()
         self._follow_adopted(settled.adopted)
         for ti in settled.missing:
-            message = (
-                "no pod of this task was found when its scheduler's tasks were adopted (the Kubernetes API "
-                "could not be listed at first): the pod was never created, or is gone"
-            )
+            if ti.key in settled.unrelabelled:
+                event, message = "pod not adopted", _UNRELABELLED
+            else:
+                event, message = "pod not found at adoption", _NOT_FOUND
             self.log.error("Task %s: %s", ti.key, message)
-            self.log_task_event(event="pod not found at adoption", extra=message, ti_key=ti.key)
+            self.log_task_event(event=event, extra=message, ti_key=ti.key)
             self.fail(ti.key, message)
 
     def get_task_log(self, ti: TaskInstance, try_number: int) -> tuple[list[str], list[str]]:

@@ -35,6 +35,7 @@ class Readopted:
 
     adopted: list[AdoptedPod] = field(default_factory=list)
     missing: list[TaskInstance] = field(default_factory=list)
+    unrelabelled: frozenset[TaskInstanceKey] = frozenset()  # of missing: found, but not relabelled (deleted)
 
 
 class PendingAdoptions:
@@ -80,6 +81,7 @@ class PendingAdoptions:
             # Only what is still waiting: the scheduler may have ended a task meanwhile.
             result.adopted = [pod for pod in settled.adopted if self._waiting.pop(pod.key, None) is not None]
             result.missing = [ti for ti in settled.missing if self._waiting.pop(ti.key, None) is not None]
+            result.unrelabelled = settled.unrelabelled
         if self._waiting and self._thread is None and self._clock() >= self._due:
             tis = list(self._waiting.values())
             self._due = self._clock() + self._interval
@@ -97,7 +99,7 @@ class PendingAdoptions:
             outcome = None
         with self._lock:
             if outcome is not None:
-                self._settled = Readopted(list(outcome.adopted), list(outcome.not_adopted))
+                self._settled = Readopted(list(outcome.adopted), list(outcome.not_adopted), outcome.unrelabelled)
             self._thread = None
 
 
