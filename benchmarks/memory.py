@@ -92,7 +92,7 @@ TRACKED: list[tuple[str, str, Callable[[Any], int | None]]] = [
     ("attempts", "BaseExecutor.attempts", lambda r: _size(r.kubernetes_executor, "attempts")),
     ("evlogs", "_task_event_logs (pod side)", lambda r: _size(r.kubernetes_executor, "_task_event_logs")),
     ("events", "pod events not yet synced", lambda r: _size(r.kubernetes_executor, "_events")),
-    ("deadlines", "pending-timeout heap", lambda r: _size(r.kubernetes_executor, "_pending_deadlines")),
+    ("deadlines", "pending-timeout heap", lambda r: _size(r.kubernetes_executor, "_pending")),
     ("launching", "launcher: launches pending", lambda r: _size(r.kubernetes_executor, "_launcher", "_pending")),
     ("results", "launcher: results not drained", lambda r: _size(r.kubernetes_executor, "_launcher", "_results")),
     ("quota", "launcher: launches waiting for quota", lambda r: _quota_waits(r.kubernetes_executor)),

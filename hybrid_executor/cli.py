@@ -32,6 +32,14 @@ def get_cli_commands() -> list[Any]:
     older_than = Arg(
         ("--older-than",), default="1h", help="only pods that finished at least this long ago: 90s, 30m, 2h, 1d"
     )
+    include_unlabelled = Arg(
+        ("--include-unlabelled",),
+        action="store_true",
+        help=(
+            "also pods without a hybrid-executor/deployment label (made by versions before it): they may be "
+            "another deployment's, if two share the namespace"
+        ),
+    )
     commands = (
         ActionCommand(
             name="doctor",
@@ -47,9 +55,9 @@ def get_cli_commands() -> list[Any]:
         ),
         ActionCommand(
             name="cleanup-pods",
-            help="Delete finished worker pods this executor left behind",
+            help="Delete finished worker pods this deployment's executors left behind",
             func=lazy_load_command("hybrid_executor.commands.cleanup_pods.cleanup_pods"),
-            args=(dry_run, older_than),
+            args=(dry_run, older_than, include_unlabelled),
         ),
     )
     return [GroupCommand(name="hybrid", help="HybridExecutor: checks and tools", subcommands=commands)]

@@ -376,6 +376,18 @@ _OPTIONS = (
         fallback=(_KE, "running_pod_log_lines"),
         ge=1,
     ),
+    Option(
+        "deployment_id",
+        "string",
+        None,
+        "The value of the hybrid-executor/deployment label on this deployment's pods. The scheduler's "
+        "cleanup of pods left by dead schedulers and `airflow hybrid cleanup-pods` touch only pods with "
+        "this deployment's label. Unset: a hash of the metadata database's backend, host, port and name "
+        "(never its credentials). Set it when two deployments sharing a namespace reach different "
+        "databases by the same URL.",
+        "a Kubernetes label value (letters, digits, '-', '_', '.'; at most 63 characters)",
+        "airflow-prod",
+    ),
 )
 
 #: Every ``[hybrid_executor]`` option, by name, in the order the README lists them.

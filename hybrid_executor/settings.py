@@ -37,6 +37,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Protocol
 
+from hybrid_executor.kubernetes.deployment import deployment_id_problem
 from hybrid_executor.kubernetes.requestoptions import (
     OptionValueError,
     check_delete_options,
@@ -108,6 +109,7 @@ class KubernetesSettings:
     tcp_keep_cnt: int = 6
     client_factory: str | None = None
     running_pod_log_lines: int = 100
+    deployment_id: str | None = None  # the option; resolve_deployment_id() gives the id in use
 
     @property
     def image(self) -> str | None:
@@ -255,6 +257,12 @@ def _optional_number(value: _Value) -> float | None:
 def _string(value: _Value) -> str:
     if value.text is None:
         raise value.error("is not set")
+    return value.text
+
+
+def _deployment_id(value: _Value) -> str | None:
+    if value.text is not None and (problem := deployment_id_problem(value.text)) is not None:
+        raise value.error(problem)
     return value.text
 
 
@@ -415,6 +423,7 @@ def _load(conf: ExecutorConfLike) -> HybridSettings:
         tcp_keep_cnt=_integer(read["tcp_keep_cnt"]),
         client_factory=_import_path(read["client_factory"]),
         running_pod_log_lines=_integer(read["running_pod_log_lines"]),
+        deployment_id=_deployment_id(read["deployment_id"]),
     )
     return HybridSettings(
         parallelism=parallelism,

@@ -408,6 +408,9 @@ _WRONG_VALUES = [
     ),
     wrong(KE, "namespace", "n" * 64, "set a Kubernetes namespace name"),
     wrong(KE, "delete_worker_pods", "yes", "set True or False"),
+    wrong(HE, "deployment_id", "airflow prod", "set a Kubernetes label value"),
+    wrong(HE, "deployment_id", "-prod", "set a Kubernetes label value"),
+    wrong(HE, "deployment_id", "p" * 64, "at most 63 characters"),
     wrong(HE, "verify_ssl", "maybe", "set True or False, e.g. True"),
     wrong(
         HE,

@@ -1,9 +1,12 @@
 """``airflow hybrid cleanup-pods``: delete the finished worker pods this executor left behind.
 
-Only pods labelled ``app.kubernetes.io/managed-by=hybrid-executor``, in the namespaces the settings
-send pods to, whose phase is Succeeded or Failed, and that finished at least ``--older-than`` ago
-(default 1h: a scheduler that was down may still have to read a recent pod's outcome). Pending
-and running pods are never touched: the executor deletes a pod stuck Pending itself.
+Only pods labelled ``app.kubernetes.io/managed-by=hybrid-executor`` and with this deployment's
+``hybrid-executor/deployment`` label (see :mod:`hybrid_executor.kubernetes.deployment`), in the
+namespaces the settings send pods to, whose phase is Succeeded or Failed, and that finished at
+least ``--older-than`` ago (default 1h: a scheduler that was down may still have to read a recent
+pod's outcome). Pending and running pods are never touched: the executor deletes a pod stuck
+Pending itself. Another deployment's pods sharing the namespace are never touched either; pods
+without a deployment label (made by versions before it) only with ``--include-unlabelled``.
 """
 
 from __future__ import annotations
@@ -32,13 +35,19 @@ class FinishedPod:
     finished_at: datetime
 
 
-def finished_pods(api: KubeApi, namespaces: list[str | None]) -> tuple[list[FinishedPod], int]:
-    """Our finished pods in these namespaces (None: in all), and how many of our pods are not finished."""
-    from hybrid_executor.kubernetes.pods import LABEL_MANAGED_BY, MANAGED_BY
+def finished_pods(
+    api: KubeApi, namespaces: list[str | None], deployment_id: str, *, include_unlabelled: bool = False
+) -> tuple[list[FinishedPod], int]:
+    """This deployment's finished pods in these namespaces (None: in all), and how many of its pods are not finished."""
+    from hybrid_executor.kubernetes.pods import LABEL_DEPLOYMENT, LABEL_MANAGED_BY, MANAGED_BY
 
+    # "!key" selects the pods without the label; one selector cannot say "this value or none".
+    selectors = [f"{LABEL_MANAGED_BY}={MANAGED_BY},{LABEL_DEPLOYMENT}={deployment_id}"]
+    if include_unlabelled:
+        selectors.append(f"{LABEL_MANAGED_BY}={MANAGED_BY},!{LABEL_DEPLOYMENT}")
     finished, unfinished = [], 0
     for namespace in namespaces:
-        for pod in api.list_pods(namespace, f"{LABEL_MANAGED_BY}={MANAGED_BY}"):
+        for pod in (pod for selector in selectors for pod in api.list_pods(namespace, selector)):
             phase = (pod.get("status") or {}).get("phase", "")
             if phase in FINISHED:
                 where = pod["metadata"].get("namespace") or namespace or ""
@@ -60,14 +69,19 @@ def _finished_at(pod: dict[str, Any]) -> datetime:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
 
 
-def cleanup(older_than: str, *, dry_run: bool, now: datetime | None = None) -> list[str]:
+def cleanup(
+    older_than: str, *, dry_run: bool, include_unlabelled: bool = False, now: datetime | None = None
+) -> list[str]:
     """Delete (or with ``dry_run`` only list) our old finished pods; the lines to print."""
+    from hybrid_executor.kubernetes.deployment import resolve_deployment_id
+
     min_age = parse_duration(older_than, "--older-than")
     current = settings()
     api = kube_api(current)
     now = now or datetime.now(timezone.utc)
     namespaces = current.kubernetes.watch_scopes()
-    pods, unfinished = finished_pods(api, namespaces)
+    deployment_id = resolve_deployment_id(current.kubernetes.deployment_id)
+    pods, unfinished = finished_pods(api, namespaces, deployment_id, include_unlabelled=include_unlabelled)
     old = [pod for pod in pods if (now - pod.finished_at).total_seconds() >= min_age]
     lines = []
     deleted: Counter[str] = Counter()
@@ -83,8 +97,9 @@ def cleanup(older_than: str, *, dry_run: bool, now: datetime | None = None) -> l
     phases = ", ".join(f"{count} {phase}" for phase, count in sorted(deleted.items())) or "none"
     kept = len(pods) - len(old)
     where = ", ".join(namespace or "all namespaces" for namespace in namespaces)
+    whose = f"deployment {deployment_id}" + (" and unlabelled" if include_unlabelled else "")
     lines.append(
-        f"{verb} {sum(deleted.values())} finished pods ({phases}) in {where}; "
+        f"{verb} {sum(deleted.values())} finished pods ({phases}) of {whose} in {where}; "
         f"kept {kept} finished less than {older_than} ago and {unfinished} not finished."
     )
     return lines
@@ -103,7 +118,7 @@ def cleanup_pods(args: argparse.Namespace) -> None:
     from hybrid_executor.settings import SettingsError
 
     try:
-        lines = cleanup(args.older_than, dry_run=args.dry_run)
+        lines = cleanup(args.older_than, dry_run=args.dry_run, include_unlabelled=args.include_unlabelled)
     except (CommandError, SettingsError, KubeApiError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)

@@ -9,20 +9,26 @@ the id is matched on its key alone.
 
 An adopted pod is relabelled with the adopting scheduler's job, so that scheduler's watch starts
 to match it and reports its current state, finished or not: a pod that ended while no scheduler
-ran is picked up the same way. LISTs and relabels are retried on retryable errors within a short
-budget (this runs on the scheduler's thread), relabels run concurrently, and nothing here raises
-for the API. A task instance whose pod is in no namespace that could be listed is "not adopted";
-one that may have a pod in a namespace that could not be listed is "unlisted": the executor keeps it
-and lists again later (see :mod:`hybrid_executor.kubernetes.readoption`).
+ran is picked up the same way. The relabel also sets this deployment's label (a pod made before
+pods carried one becomes this deployment's). LISTs and relabels are retried on retryable errors
+within a short budget (this runs on the scheduler's thread), relabels run concurrently, and nothing
+here raises for the API. A task instance whose pod is in no namespace that could be listed is "not
+adopted"; one that may have a pod in a namespace that could not be listed is "unlisted": the
+executor keeps it and lists again later (see :mod:`hybrid_executor.kubernetes.readoption`).
+
+A pod whose relabel still fails is deleted (``abandon``, with its uid as the precondition) and its
+task instance is "not adopted": the scheduler resets it and starts a new try, which must not run
+beside the old pod; nor may the old pod go on under a dead scheduler's label, which no watch
+follows (or under this scheduler's, if a relabel whose answer was lost did apply).
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
@@ -54,6 +60,8 @@ class AdoptionResult:
     adopted: list[AdoptedPod]
     not_adopted: list[TaskInstance]  # no pod in any namespace, or its relabel failed
     unlisted: list[TaskInstance]  # no pod found, but a namespace could not be listed: it may be there
+    # Of not_adopted, those whose pod was found but could not be relabelled (and was handed to abandon).
+    unrelabelled: frozenset[TaskInstanceKey] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -63,16 +71,30 @@ class AdoptedPod:
     name: str
     queueing: str
     uid: str | None
+    # The pod as the relabel answered: its first state for this executor. The watch's own event of
+    # the pod entering its selector may be handled before the pod is followed (readoption hands its
+    # pods over from a thread), and a finished pod sends no other.
+    pod: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+Abandon = Callable[[str, str, "str | None"], None]  # namespace, name, uid: delete that pod
 
 
 def adopt_pods(
-    api: KubeApi, namespaces: Sequence[str | None], job_id: str, tis: Sequence[TaskInstance]
+    api: KubeApi,
+    namespaces: Sequence[str | None],
+    job_id: str,
+    tis: Sequence[TaskInstance],
+    *,
+    deployment_id: str | None = None,
+    abandon: Abandon | None = None,
 ) -> AdoptionResult:
-    """Relabel the pod of each of ``tis`` as job ``job_id``'s.
+    """Relabel the pod of each of ``tis`` as job ``job_id``'s (and deployment ``deployment_id``'s).
 
     ``namespaces``: where to look; None is every namespace (one cluster-wide list). Never raises
     for the API: when a namespace cannot be listed within the retry budget, the task instances not
-    found elsewhere are returned as unlisted, and the scheduler goes on.
+    found elsewhere are returned as unlisted, and the scheduler goes on. A pod found but not
+    relabelled is handed to ``abandon``.
     """
     wanted = {ti.key: ti for ti in tis}
     selector = selector_for_scheduler(exclude_job_id=job_id)
@@ -96,33 +118,49 @@ def adopt_pods(
                 found[ti.key] = listed
     matches = [(ti, found[key]) for key, ti in wanted.items() if key in found]
     with ThreadPoolExecutor(max_workers=RELABEL_CONCURRENCY, thread_name_prefix="pod-adopter") as pool:
-        relabelled = list(pool.map(lambda match: _relabel(api, match[1], job_id), matches))
+        labels = scheduler_job_labels(job_id, deployment_id)
+        relabelled = list(pool.map(lambda match: _relabel(api, match[1], labels, abandon), matches))
     adopted: list[AdoptedPod] = []
     adopted_keys = set()
     from_jobs: Counter[str] = Counter()
-    for (ti, pod), ok in zip(matches, relabelled, strict=True):
-        if not ok:
+    for (ti, pod), patched in zip(matches, relabelled, strict=True):
+        if patched is None:
             continue
         metadata = pod["metadata"]
         uid = metadata.get("uid")
-        adopted.append(AdoptedPod(ti.key, metadata["namespace"], metadata["name"], queueing_of_pod(pod), uid))
+        adopted.append(AdoptedPod(ti.key, metadata["namespace"], metadata["name"], queueing_of_pod(pod), uid, patched))
         adopted_keys.add(ti.key)
         from_jobs[str((metadata.get("labels") or {}).get(LABEL_SCHEDULER_JOB, "?"))] += 1
     for old_job, count in sorted(from_jobs.items()):
         log.info("Adopted %d pods from scheduler job %s", count, old_job)
     unlisted = [ti for key, ti in wanted.items() if key not in found] if unlisted_namespaces else []
     not_adopted = [ti for key, ti in wanted.items() if key not in adopted_keys and ti not in unlisted]
-    return AdoptionResult(adopted, not_adopted, unlisted)
+    unrelabelled = frozenset(key for key in found if key not in adopted_keys)
+    return AdoptionResult(adopted, not_adopted, unlisted, unrelabelled)
 
 
-def _relabel(api: KubeApi, pod: dict[str, Any], job_id: str) -> bool:
+def _relabel(
+    api: KubeApi, pod: dict[str, Any], labels: dict[str, str], abandon: Abandon | None
+) -> dict[str, Any] | None:
+    """The relabelled pod, or None when it could not be relabelled."""
     metadata = pod["metadata"]
+    namespace, name = metadata["namespace"], metadata["name"]
     try:
-        _retrying()(api.patch_pod_labels, metadata["namespace"], metadata["name"], scheduler_job_labels(job_id))
+        patched: dict[str, Any] = _retrying()(api.patch_pod_labels, namespace, name, labels)
     except KubeApiError as error:
-        log.warning("Could not adopt pod %s/%s: %s", metadata["namespace"], metadata["name"], error)
-        return False
-    return True
+        if abandon is None:
+            log.warning("Could not adopt pod %s/%s: %s", namespace, name, error)
+            return None
+        log.warning(
+            "Could not adopt pod %s/%s (%s): deleting it, as its task instance is reset and runs again in a new "
+            "pod, beside which this one must not run",
+            namespace,
+            name,
+            error,
+        )
+        abandon(namespace, name, metadata.get("uid"))
+        return None
+    return patched
 
 
 def _retrying() -> Retrying:

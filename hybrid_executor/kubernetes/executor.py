@@ -9,7 +9,6 @@ deadline, never a scan of everything running.
 from __future__ import annotations
 
 import functools
-import heapq
 import queue
 import threading
 import time
@@ -22,8 +21,10 @@ from airflow.utils.state import TaskInstanceState
 
 from hybrid_executor.kubernetes.adoption import AdoptedPod, AdoptionResult, adopt_pods
 from hybrid_executor.kubernetes.api import KubeApi
-from hybrid_executor.kubernetes.cleanup import PodDeleter
-from hybrid_executor.kubernetes.launcher import LaunchRequest, LaunchResult, PodLauncher
+from hybrid_executor.kubernetes.deployment import resolve_deployment_id
+from hybrid_executor.kubernetes.launch_outcomes import settle_launch
+from hybrid_executor.kubernetes.launcher import LaunchRequest, LaunchResult
+from hybrid_executor.kubernetes.pending import PendingDeadlines
 from hybrid_executor.kubernetes.podlog import read_task_pod_log
 from hybrid_executor.kubernetes.pods import (
     base_pod_template,
@@ -31,14 +32,14 @@ from hybrid_executor.kubernetes.pods import (
     pod_context_for,
     pod_name_for,
     queueing_of_pod,
-    selector_for_scheduler,
     task_key_from_pod,
 )
 from hybrid_executor.kubernetes.podstate import PodOutcome, outcome_of
 from hybrid_executor.kubernetes.readoption import PendingAdoptions
+from hybrid_executor.kubernetes.services import PodServices
 from hybrid_executor.kubernetes.staleness import still_queued
 from hybrid_executor.kubernetes.tracking import PodTable, TrackedPod
-from hybrid_executor.kubernetes.watcher import PodEvent, PodWatcher
+from hybrid_executor.kubernetes.watcher import PodEvent
 from hybrid_executor.kubernetes.workload_token import launch_deadline
 from hybrid_executor.metrics import PodMetrics
 
@@ -49,6 +50,10 @@ if TYPE_CHECKING:
     from kubernetes.client import V1Pod
     from sqlalchemy.orm import Session
 
+    from hybrid_executor.kubernetes.cleanup import PodDeleter
+    from hybrid_executor.kubernetes.launcher import PodLauncher
+    from hybrid_executor.kubernetes.orphans import OrphanPodCollector
+    from hybrid_executor.kubernetes.watcher import PodWatcher
     from hybrid_executor.settings import KubernetesSettings
 
 
@@ -71,10 +76,13 @@ class KubernetesPodExecutor(BaseExecutor):
         self._api = api
         self._launcher: PodLauncher | None = None
         self._deleter: PodDeleter | None = None
+        self._orphans: OrphanPodCollector | None = None
+        self._services: PodServices | None = None
+        self._deployment_id: str | None = None
         self._watchers: dict[str, PodWatcher] = {}
         self._events: queue.SimpleQueue[PodEvent] = queue.SimpleQueue()
         self._table = PodTable()  # by pod name (unique to a queueing), and the current queueing per key
-        self._pending_deadlines: list[tuple[float, str]] = []
+        self._pending = PendingDeadlines()
         self._templates: dict[str, V1Pod] = {}
         self._templates_lock = threading.Lock()  # launcher threads build pods concurrently
         self._metrics = PodMetrics(team_name)
@@ -101,44 +109,34 @@ class KubernetesPodExecutor(BaseExecutor):
     def scheduler_job_id(self) -> str:
         return str(self.job_id) if self.job_id is not None else "unknown"
 
+    @property
+    def deployment_id(self) -> str:
+        """The hybrid-executor/deployment label of this deployment's pods (see kubernetes.deployment)."""
+        if self._deployment_id is None:
+            self._deployment_id = resolve_deployment_id(self.settings.deployment_id)
+        return self._deployment_id
+
     def start(self) -> None:
-        settings = self.settings
-        self._launcher = PodLauncher(
+        services = PodServices.start(
             self.api,
-            concurrency=settings.pod_creation_concurrency,
-            qps=settings.api_qps,
-            burst=settings.api_burst,
-            retry_timeout=settings.pod_creation_retry_timeout,
-            metrics=self._metrics,
+            self.settings,
+            self._events,
+            self._metrics,
+            job_id=self.scheduler_job_id,
+            deployment_id=self.deployment_id,
         )
-        self._launcher.start()
-        self._deleter = PodDeleter(self.api, metrics=self._metrics)
-        self._deleter.start()
-        selector = selector_for_scheduler(job_id=self.scheduler_job_id)
-        for namespace in settings.watch_scopes():  # None: one cluster-wide watch (multi_namespace_mode)
-            watcher = PodWatcher(
-                self.api,
-                namespace,
-                selector,
-                self._events,
-                watch_timeout_seconds=settings.watch_timeout_seconds,
-                metrics=self._metrics,
-            )
-            watcher.start()
-            self._watchers[watcher.scope] = watcher
+        self._services = services
+        self._launcher, self._deleter, self._orphans = services.launcher, services.deleter, services.orphans
+        self._watchers = services.watchers
 
     def end(self) -> None:
         self.sync()
         self.terminate()
 
     def terminate(self) -> None:
-        if self._launcher is not None:
-            self._launcher.stop(timeout=5)
-        if self._deleter is not None:
-            self._deleter.stop(timeout=5)
-        for watcher in self._watchers.values():
-            watcher.stop(timeout=5)
-        self._watchers.clear()
+        if self._services is not None:
+            self._services.stop()
+        self._watchers = {}
 
     # --- launching ------------------------------------------------------------------------
 
@@ -196,7 +194,9 @@ class KubernetesPodExecutor(BaseExecutor):
 
     def _build_pod(self, workload: workloads.ExecuteTask) -> V1Pod:
         """Runs on a launcher thread: template (cached), pod_override merge, mutation hook."""
-        context = pod_context_for(self.settings, workload.ti.queue, self.scheduler_job_id, self._template)
+        context = pod_context_for(
+            self.settings, workload.ti.queue, self.scheduler_job_id, self._template, deployment_id=self.deployment_id
+        )
         return build_worker_pod(workload, context)
 
     def _template(self, path: str | None) -> V1Pod:
@@ -228,63 +228,23 @@ class KubernetesPodExecutor(BaseExecutor):
             if result.ok and result.uid:
                 self._delete_pod(result.namespace, result.pod_name, uid=result.uid)
             return
-        pod.launching = False
-        pod.namespace = result.namespace  # a pod_override may have moved it to another watched namespace
-        if result.ok:
-            self._on_created(pod, result)
-        elif result.stale:
-            self._on_stale(pod, result)
-        elif not result.cancelled:
-            self._on_launch_failed(pod, result)
-        if pod.revoked or pod.finished:
-            self._table.forget(pod)  # the launch is over and so is the queueing
-
-    def _on_created(self, pod: TrackedPod, result: LaunchResult) -> None:
-        stray = result.uid is not None and (
-            pod.revoked  # created while it was being revoked: the task must not run after all
-            or (pod.uid is not None and result.uid != pod.uid)  # a second pod: the first was deleted meanwhile
-            or (pod.finished and pod.uid is None)  # the outcome came before any pod did
-        )
-        if stray:
+        actions = settle_launch(pod, result)
+        if actions.stray:
             self.log.warning(
                 "Task %s: deleting pod %s/%s (uid %s): it was created after its queueing ended",
                 pod.key,
                 pod.namespace,
                 pod.name,
-                result.uid,
+                actions.delete_uid,
             )
-            self._delete_pod(pod.namespace, pod.name, uid=result.uid)
-        elif pod.revoked:
-            self._delete_pod(pod.namespace, pod.name)  # 409: the pod an earlier attempt stored
-        elif pod.uid is None and result.uid is not None:
-            pod.uid = result.uid
-
-    def _on_stale(self, pod: TrackedPod, result: LaunchResult) -> None:
-        """The task instance moved on without this executor being told: nothing to report, it is forgotten."""
-        if result.gave_up:
-            self._delete_pod(pod.namespace, pod.name)  # a create whose answer was lost may have been stored
-        if pod.current and not pod.finished and not pod.revoked:
+        if actions.delete:
+            self._delete_pod(pod.namespace, pod.name, uid=actions.delete_uid)
+        if actions.stop_running:
             self.running.discard(pod.key)
-        pod.finished = True
-        self._table.forget(pod)
-
-    def _on_launch_failed(self, pod: TrackedPod, result: LaunchResult) -> None:
-        if pod.uid is not None:
-            return  # every answer was lost, yet the watch shows the pod: it runs, and is followed
-        if result.gave_up:
-            # A create whose answer was lost may have been stored all the same: no such pod may run
-            # once its task has been failed. (404 is fine: nothing was stored.)
-            self._delete_pod(pod.namespace, pod.name)
-        report = pod.current and not pod.finished and not pod.revoked
-        pod.finished = True  # before the report: change_state tells the scheduler's own calls by it
-        if report:
-            event = (
-                "pod could not be built"
-                if (result.error or "").startswith("pod could not be built")
-                else ("pod creation failed")
-            )
-            self._fail_task(pod, event, result.error or "unknown error")
-        self._table.forget(pod)
+        if actions.failure is not None:
+            self._fail_task(pod, *actions.failure)
+        if pod.revoked or pod.finished:
+            self._table.forget(pod)  # the launch is over and so is the queueing
 
     def _on_pod_event(self, event: PodEvent) -> None:
         metadata = event.pod.get("metadata") or {}
@@ -354,52 +314,17 @@ class KubernetesPodExecutor(BaseExecutor):
             self._finish(pod, outcome, still_pending=True)
             return
         pod.pending_reason = outcome.message
-        timeout = self.settings.worker_pods_pending_timeout
         if pod.pending_since is None:
-            pod.pending_since = time.monotonic()
-            if timeout is not None:  # unset: task_queued_timeout bounds it, as in stock Airflow 3
-                heapq.heappush(self._pending_deadlines, (pod.pending_since + timeout, pod.name))
+            self._pending.started_pending(pod, time.monotonic(), self.settings.worker_pods_pending_timeout)
 
     def _enforce_pending_timeout(self) -> None:
-        if len(self._pending_deadlines) > 2 * len(self._table.by_name):
-            self._drop_stale_deadlines()
         timeout = self.settings.worker_pods_pending_timeout
-        now = time.monotonic()
-        while timeout is not None and self._pending_deadlines and self._pending_deadlines[0][0] <= now:
-            _, name = heapq.heappop(self._pending_deadlines)
-            pod = self._table.by_name.get(name)
-            if pod is None or pod.finished or pod.revoked or pod.pending_since is None:
-                continue
-            if pod.pending_since + timeout > now:
-                continue  # pending again since: a newer deadline is in the heap
+        for pod in list(self._pending.due(self._table.by_name, time.monotonic(), timeout)):
             message = (
                 f"pod {pod.namespace}/{pod.name} was still Pending after {timeout:g}s "
                 f"([hybrid_executor] worker_pods_pending_timeout): {pod.pending_reason}"
             )
             self._finish(pod, PodOutcome("failed", message, fatal=True), still_pending=True)
-
-    def _drop_stale_deadlines(self) -> None:
-        """Keep the deadlines of pods still Pending only.
-
-        A pod that starts or ends leaves its deadline in the heap until it comes due: without this,
-        the heap would hold every pod of the last worker_pods_pending_timeout seconds (tens of
-        thousands on a busy scheduler), not those pending now. At most one entry per tracked pod is
-        kept, and this runs only once the heap holds more than twice the pods tracked, so more than
-        half of it goes: each run costs at most twice what it drops, O(1) per deadline, amortised.
-        """
-        timeout = self.settings.worker_pods_pending_timeout
-        if timeout is None:  # no pending timeout: nothing is ever pushed
-            self._pending_deadlines = []
-            return
-        self._pending_deadlines = [
-            (deadline, name)
-            for deadline, name in self._pending_deadlines
-            if (pod := self._table.by_name.get(name)) is not None
-            and not (pod.finished or pod.revoked)
-            and pod.pending_since is not None
-            and pod.pending_since + timeout == deadline
-        ]
-        heapq.heapify(self._pending_deadlines)
 
     def _finish(self, pod: TrackedPod, outcome: PodOutcome, *, still_pending: bool = False) -> None:
         """Report the task's end (for its current queueing only) and delete the pod by policy.
@@ -501,7 +426,14 @@ class KubernetesPodExecutor(BaseExecutor):
 
     def _adopt(self, tis: Sequence[TaskInstance]) -> AdoptionResult:
         started = time.monotonic()
-        outcome = adopt_pods(self.api, self.settings.watch_scopes(), self.scheduler_job_id, tis)
+        outcome = adopt_pods(
+            self.api,
+            self.settings.watch_scopes(),
+            self.scheduler_job_id,
+            tis,
+            deployment_id=self.deployment_id,
+            abandon=lambda namespace, name, uid: self._delete_pod(namespace, name, uid=uid),
+        )
         self._metrics.adoption(len(outcome.adopted), len(outcome.not_adopted), time.monotonic() - started)
         return outcome
 
@@ -509,19 +441,17 @@ class KubernetesPodExecutor(BaseExecutor):
         for pod in adopted:
             self.running.add(pod.key)
             self._table.follow(TrackedPod(pod.key, pod.namespace, pod.name, pod.queueing, pod.uid))
+            if pod.pod:
+                self._on_pod_event(PodEvent("MODIFIED", pod.pod))
 
     def _settle_adoptions(self) -> None:
         if not len(self._pending_adoptions):
             return
         settled = self._pending_adoptions.poll()
         self._follow_adopted(settled.adopted)
-        for ti in settled.missing:
-            message = (
-                "no pod of this task was found when its scheduler's tasks were adopted (the Kubernetes API "
-                "could not be listed at first): the pod was never created, or is gone"
-            )
+        for ti, event, message in settled.failures():
             self.log.error("Task %s: %s", ti.key, message)
-            self.log_task_event(event="pod not found at adoption", extra=message, ti_key=ti.key)
+            self.log_task_event(event=event, extra=message, ti_key=ti.key)
             self.fail(ti.key, message)
 
     def get_task_log(self, ti: TaskInstance, try_number: int) -> tuple[list[str], list[str]]:
@@ -534,6 +464,6 @@ class KubernetesPodExecutor(BaseExecutor):
             len(self._table.by_name),
             len(self._table.current),
             self._launcher.pending() if self._launcher else 0,
-            len(self._pending_deadlines),
+            len(self._pending),
             {ns: w.synced for ns, w in self._watchers.items()},
         )

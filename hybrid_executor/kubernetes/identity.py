@@ -13,7 +13,7 @@ import json
 import re
 import unicodedata
 from base64 import b32encode
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.models.taskinstancekey import TaskInstanceKey
@@ -29,6 +29,10 @@ MANAGED_BY = "hybrid-executor"
 # executors share one job id) watches "airflow-worker=<job id>" alone, and would report on and
 # delete our pods. PodGenerator's "airflow-worker" label is removed for the same reason.
 LABEL_SCHEDULER_JOB = "hybrid-executor/scheduler-job"
+# The Airflow deployment (metadata database) a pod belongs to: see hybrid_executor.kubernetes.deployment.
+# Two deployments sharing a namespace number their scheduler jobs alike; cleanup selects on this.
+# Pods made before pods carried it have none, and only `cleanup-pods --include-unlabelled` takes them.
+LABEL_DEPLOYMENT = "hybrid-executor/deployment"
 STOCK_SCHEDULER_JOB_LABEL = "airflow-worker"
 # The stock executor's annotation for the task instance's UUID (one per try on Airflow 3).
 ANNOTATION_TASK_INSTANCE_ID = "task_instance_id"
@@ -115,9 +119,12 @@ def _label_value(value: object) -> str:
     return make_safe_label_value(str(value)).lstrip("-_.")
 
 
-def scheduler_job_labels(job_id: str) -> dict[str, str]:
-    """The labels that name the scheduler job owning a pod (to set them on adoption)."""
-    return {LABEL_SCHEDULER_JOB: _label_value(job_id)}
+def scheduler_job_labels(job_id: str, deployment_id: str | None = None) -> dict[str, str]:
+    """The labels that name the scheduler job owning a pod, and its deployment (to set them on adoption)."""
+    labels = {LABEL_SCHEDULER_JOB: _label_value(job_id)}
+    if deployment_id:
+        labels[LABEL_DEPLOYMENT] = deployment_id
+    return labels
 
 
 def selector_for_scheduler(job_id: str | None = None, exclude_job_id: str | None = None) -> str:
@@ -127,6 +134,15 @@ def selector_for_scheduler(job_id: str | None = None, exclude_job_id: str | None
         requirements.append(f"{LABEL_SCHEDULER_JOB}={_label_value(job_id)}")
     if exclude_job_id is not None:
         requirements.append(f"{LABEL_SCHEDULER_JOB}!={_label_value(exclude_job_id)}")
+    return ",".join(requirements)
+
+
+def selector_for_deployment(deployment_id: str, exclude_job_ids: Sequence[str] = ()) -> str:
+    """Label selector for one deployment's pods, but those of the scheduler jobs in ``exclude_job_ids``."""
+    requirements = [f"{LABEL_MANAGED_BY}={MANAGED_BY}", f"{LABEL_DEPLOYMENT}={deployment_id}"]
+    excluded = sorted({_label_value(job_id) for job_id in exclude_job_ids})
+    if excluded:
+        requirements.append(f"{LABEL_SCHEDULER_JOB} notin ({','.join(excluded)})")
     return ",".join(requirements)
 
 
@@ -140,14 +156,14 @@ def pod_selector_for_try(key: TaskInstanceKey) -> str:
     return ",".join(f"{name}={value}" for name, value in labels.items())
 
 
-def _identity_labels(key: TaskInstanceKey, scheduler_job_id: str) -> dict[str, str]:
+def _identity_labels(key: TaskInstanceKey, scheduler_job_id: str, deployment_id: str | None = None) -> dict[str, str]:
     labels = {
         "dag_id": _label_value(key.dag_id),
         "task_id": _label_value(key.task_id),
         "run_id": _label_value(key.run_id),
         "try_number": _label_value(key.try_number),
         LABEL_MANAGED_BY: MANAGED_BY,
-        **scheduler_job_labels(scheduler_job_id),
+        **scheduler_job_labels(scheduler_job_id, deployment_id),
     }
     if key.map_index >= 0:  # "-1" is not a valid label value; the stock executor omits it too
         labels["map_index"] = _label_value(key.map_index)
@@ -190,7 +206,9 @@ def queueing_of_pod(pod: k8s.V1Pod | Mapping[str, Any]) -> str:
     return str(annotations.get(ANNOTATION_EXTERNAL_EXECUTOR_ID) or "")
 
 
-def identity_labels(labels: Mapping[str, str] | None, key: TaskInstanceKey, scheduler_job_id: str) -> dict[str, str]:
+def identity_labels(
+    labels: Mapping[str, str] | None, key: TaskInstanceKey, scheduler_job_id: str, deployment_id: str | None = None
+) -> dict[str, str]:
     """``labels`` with our identity over them, and without the stock executor's ownership labels.
 
     PodGenerator labels every pod kubernetes_executor=True, and a stock KubernetesExecutor adopts
@@ -203,7 +221,8 @@ def identity_labels(labels: Mapping[str, str] | None, key: TaskInstanceKey, sche
     result.pop(STOCK_EXECUTOR_LABEL, None)
     result.pop(STOCK_SCHEDULER_JOB_LABEL, None)
     result.pop("map_index", None)  # set again when the task is mapped
-    result.update(_identity_labels(key, scheduler_job_id))
+    result.pop(LABEL_DEPLOYMENT, None)  # a template's or an override's is not the deployment's
+    result.update(_identity_labels(key, scheduler_job_id, deployment_id))
     return result
 
 

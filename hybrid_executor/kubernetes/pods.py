@@ -45,6 +45,7 @@ from kubernetes.client import models as k8s
 from hybrid_executor.kubernetes.identity import (
     ANNOTATION_EXTERNAL_EXECUTOR_ID,
     ANNOTATION_TASK_INSTANCE_ID,
+    LABEL_DEPLOYMENT,
     LABEL_MANAGED_BY,
     LABEL_SCHEDULER_JOB,
     MANAGED_BY,
@@ -70,6 +71,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ANNOTATION_EXTERNAL_EXECUTOR_ID",
     "ANNOTATION_TASK_INSTANCE_ID",
+    "LABEL_DEPLOYMENT",
     "LABEL_MANAGED_BY",
     "LABEL_SCHEDULER_JOB",
     "MANAGED_BY",
@@ -128,6 +130,7 @@ class PodContext:
     allowed_namespaces: frozenset[str] = field(default_factory=frozenset)
     # multi_namespace_mode without a list: one watch sees every namespace, so any one will do.
     any_namespace: bool = False
+    deployment_id: str | None = None  # the hybrid-executor/deployment label; None: no such label
 
 
 class _SharedConfiguration(Configuration):  # type: ignore[misc]
@@ -272,8 +275,16 @@ def pod_context_for(
     queue: str | None,
     scheduler_job_id: str,
     template: Callable[[str | None], k8s.V1Pod] = base_pod_template,
+    *,
+    deployment_id: str | None = None,
 ) -> PodContext:
-    """Where and from what the pod of a task on ``queue`` is built (``template`` may cache the files)."""
+    """Where and from what the pod of a task on ``queue`` is built (``template`` may cache the files).
+
+    ``deployment_id``: the deployment label's value; None: resolved from the settings and the
+    metadata database's URL (see :mod:`hybrid_executor.kubernetes.deployment`).
+    """
+    from hybrid_executor.kubernetes.deployment import resolve_deployment_id
+
     return PodContext(
         namespace=settings.namespace_for(queue),
         scheduler_job_id=scheduler_job_id,
@@ -281,6 +292,7 @@ def pod_context_for(
         base_pod=template(settings.pod_template_file_for(queue)),
         allowed_namespaces=settings.namespaces(),
         any_namespace=settings.all_namespaces,
+        deployment_id=deployment_id or resolve_deployment_id(settings.deployment_id),
     )
 
 
@@ -405,7 +417,7 @@ def _apply_identity(pod: k8s.V1Pod, key: TaskInstanceKey, name: str, queueing: s
     metadata.name = name  # one pod per queueing: no override or hook may rename it
     metadata.generate_name = None
     metadata.namespace = metadata.namespace or context.namespace
-    metadata.labels = identity_labels(metadata.labels, key, context.scheduler_job_id)
+    metadata.labels = identity_labels(metadata.labels, key, context.scheduler_job_id, context.deployment_id)
     metadata.annotations = identity_annotations(metadata.annotations, key, queueing)
 
 

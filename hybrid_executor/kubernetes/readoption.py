@@ -28,6 +28,16 @@ log = logging.getLogger(__name__)
 
 RETRY_INTERVAL = 30.0  # seconds between listings while the API does not answer
 
+# Why a task adopted while the API could not be listed is failed once the listing answers.
+_NOT_FOUND = (
+    "no pod of this task was found when its scheduler's tasks were adopted (the Kubernetes API "
+    "could not be listed at first): the pod was never created, or is gone"
+)
+_UNRELABELLED = (
+    "the pod of this task was found when its scheduler's tasks were adopted, but could not be relabelled "
+    "as this scheduler's (see the warning logged for it), so it was deleted: no watch would have followed it"
+)
+
 
 @dataclass
 class Readopted:
@@ -35,6 +45,16 @@ class Readopted:
 
     adopted: list[AdoptedPod] = field(default_factory=list)
     missing: list[TaskInstance] = field(default_factory=list)
+    unrelabelled: frozenset[TaskInstanceKey] = frozenset()  # of missing: found, but not relabelled (deleted)
+
+    def failures(self) -> list[tuple[TaskInstance, str, str]]:
+        """Each task instance to fail: (it, the task event's name, why)."""
+        return [
+            (ti, "pod not adopted", _UNRELABELLED)
+            if ti.key in self.unrelabelled
+            else (ti, "pod not found at adoption", _NOT_FOUND)
+            for ti in self.missing
+        ]
 
 
 class PendingAdoptions:
@@ -80,6 +100,7 @@ class PendingAdoptions:
             # Only what is still waiting: the scheduler may have ended a task meanwhile.
             result.adopted = [pod for pod in settled.adopted if self._waiting.pop(pod.key, None) is not None]
             result.missing = [ti for ti in settled.missing if self._waiting.pop(ti.key, None) is not None]
+            result.unrelabelled = settled.unrelabelled
         if self._waiting and self._thread is None and self._clock() >= self._due:
             tis = list(self._waiting.values())
             self._due = self._clock() + self._interval
@@ -97,7 +118,7 @@ class PendingAdoptions:
             outcome = None
         with self._lock:
             if outcome is not None:
-                self._settled = Readopted(list(outcome.adopted), list(outcome.not_adopted))
+                self._settled = Readopted(list(outcome.adopted), list(outcome.not_adopted), outcome.unrelabelled)
             self._thread = None
 
 

@@ -217,3 +217,13 @@ def launch_then_die(executors: Executors, dead: Any, tasks: list[Any], history: 
     queue_all(dead, tasks)
     heartbeat_until(dead, lambda: {t.pod_name for t in tasks} <= history.names(), what="every pod to be created")
     executors.kill(dead)
+
+
+def cleanup_passes(executor: Any, count: int = 1) -> None:
+    """Wait for ``count`` passes of the executor's cleanup of orphaned pods (one runs at start, and lists)."""
+    orphans = executor.kubernetes_executor._orphans
+    assert orphans.wait_for_passes(count, timeout=30), f"{count} passes of the orphaned-pod cleanup"
+
+
+def cleanup_passes_done(executor: Any) -> int:
+    return int(executor.kubernetes_executor._orphans._passes)

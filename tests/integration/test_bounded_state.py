@@ -44,7 +44,7 @@ def test_once_its_pods_are_deleted_the_pod_executor_holds_nothing_of_its_tasks(
             "launches": pods._launcher.pending(),
             "deletions": pods._deleter.pending(),
             # Every pod was Pending once: none of them may stay in the heap.
-            "pending deadlines": len(pods._pending_deadlines),
+            "pending deadlines": len(pods._pending),
             "pods the watchers know": sum(len(watcher._known) for watcher in pods._watchers.values()),
         }
         return {name: size for name, size in sizes.items() if size}

@@ -248,17 +248,29 @@ def test_cleanup_pods_deletes_only_our_finished_pods(
 ) -> None:
     from kubernetes.client import CoreV1Api
 
-    ours = {"app.kubernetes.io/managed-by": "hybrid-executor"}
+    from hybrid_executor.kubernetes.deployment import resolve_deployment_id
+
+    unlabelled = {"app.kubernetes.io/managed-by": "hybrid-executor"}  # made by a version before the label
+    ours = {**unlabelled, "hybrid-executor/deployment": resolve_deployment_id(None)}
+    theirs = {**unlabelled, "hybrid-executor/deployment": "another-deployment"}
     core = CoreV1Api(kube_api.api_client())
     for pod in (
         _pod("ours-succeeded", "exit 0", ours),
         _pod("ours-failed", "exit 3", ours),
-        _pod("ours-running", "sleep 60", ours),
+        _pod("ours-running", "sleep 600", ours),
         _pod("not-ours-succeeded", "exit 0", {"app": "other"}),
+        _pod("theirs-succeeded", "exit 0", theirs),
+        _pod("unlabelled-succeeded", "exit 0", unlabelled),
     ):
         core.create_namespaced_pod(namespace, pod)
     deadline = time.monotonic() + 30
-    wanted = {"ours-succeeded": "Succeeded", "ours-failed": "Failed", "ours-running": "Running"}
+    wanted = {
+        "ours-succeeded": "Succeeded",
+        "ours-failed": "Failed",
+        "ours-running": "Running",
+        "theirs-succeeded": "Succeeded",
+        "unlabelled-succeeded": "Succeeded",
+    }
     while {
         name: p["status"].get("phase") for name, p in _pods(kube_api, namespace).items() if name in wanted
     } != wanted:
@@ -268,8 +280,11 @@ def test_cleanup_pods_deletes_only_our_finished_pods(
     dry = hybrid(airflow_environ, "cleanup-pods", "--dry-run", "--older-than", "0s")
     assert dry.returncode == 0, dry.stderr[-2000:]
     assert f"would delete {namespace}/ours-succeeded (Succeeded" in dry.stdout
-    assert "Would delete 2 finished pods (1 Failed, 1 Succeeded)" in dry.stdout
-    assert set(_pods(kube_api, namespace)) == {"ours-succeeded", "ours-failed", "ours-running", "not-ours-succeeded"}
+    assert (
+        f"Would delete 2 finished pods (1 Failed, 1 Succeeded) of deployment {ours['hybrid-executor/deployment']}"
+        in (dry.stdout)
+    )
+    assert set(_pods(kube_api, namespace)) == set(wanted) | {"not-ours-succeeded"}
 
     recent = hybrid(airflow_environ, "cleanup-pods", "--older-than", "1h")
     assert "Deleted 0 finished pods (none)" in recent.stdout
@@ -282,7 +297,20 @@ def test_cleanup_pods_deletes_only_our_finished_pods(
     while {"ours-succeeded", "ours-failed"} & set(_pods(kube_api, namespace)):
         assert time.monotonic() < deadline
         time.sleep(0.2)
-    assert set(_pods(kube_api, namespace)) == {"ours-running", "not-ours-succeeded"}
+    left = {"ours-running", "not-ours-succeeded", "theirs-succeeded", "unlabelled-succeeded"}
+    assert set(_pods(kube_api, namespace)) == left
+
+    # Pods of older versions only when asked for; another deployment's never.
+    older = hybrid(airflow_environ, "cleanup-pods", "--older-than", "0s", "--include-unlabelled")
+    assert older.returncode == 0, older.stderr[-2000:]
+    assert f"deleted {namespace}/unlabelled-succeeded (Succeeded" in older.stdout
+    assert "Deleted 1 finished pods (1 Succeeded) of deployment" in older.stdout
+    assert "and unlabelled" in older.stdout
+    deadline = time.monotonic() + 30
+    while "unlabelled-succeeded" in _pods(kube_api, namespace):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert set(_pods(kube_api, namespace)) == left - {"unlabelled-succeeded"}
 
     wrong = hybrid(airflow_environ, "cleanup-pods", "--older-than", "soon")
     assert wrong.returncode == 1

@@ -21,6 +21,7 @@ from kube_driving import (
     Executors,
     PodHistory,
     assert_one_pod_each,
+    cleanup_passes,
     event_log,
     heartbeat_until,
     launch_then_die,
@@ -265,6 +266,7 @@ def test_a_new_scheduler_adopts_running_and_finished_pods_of_a_dead_one(
     heartbeat_until(
         adopter, lambda: adopter.kubernetes_executor._watchers[namespace].synced, what="the watcher to list"
     )
+    cleanup_passes(adopter)  # its LIST at start is not adoption's
     lists, patches = requests_of(kube_api, "list"), requests_of(kube_api, "patch")
     tis = [t.ti for t in tasks.values()]  # "fails" was never launched: it has no pod
 
@@ -360,6 +362,77 @@ def test_an_api_outage_during_adoption_keeps_the_tasks_and_adopts_them_once_the_
     assert_one_pod_each(pod_history, launched)
 
 
+def test_a_pod_that_finished_before_a_delayed_readoption_is_still_reported(
+    executors: Executors,
+    kube_route: str,
+    queue_run: Callable[..., list[Any]],
+    kube_api: LocalKubeAPI,
+    namespace: str,
+    pod_history: PodHistory,
+) -> None:
+    # The listing after an outage runs on a thread; the relabel puts the pod in this scheduler's
+    # watch, whose event may come before the thread hands its result over (a thread that lost the
+    # GIL for a moment). A finished pod sends no later event: the state the relabel answered with
+    # must be enough to report it.
+    from airflow.utils.state import TaskInstanceState
+
+    dead = executors.start(job_id=15)
+    [task] = queue_run(kube_route, dead, ["ok"])
+    launch_then_die(executors, dead, [task], pod_history)
+    heartbeat_until([], lambda: phases(kube_api, namespace).get(task.pod_name) == "Succeeded", what="the pod to end")
+    adopter = executors.start(job_id=16)
+    pending = adopter.kubernetes_executor._pending_adoptions
+    pending._interval = 0.2
+    adopt = pending._adopt
+
+    def adopt_then_pause(tis: Any) -> Any:
+        outcome = adopt(tis)
+        time.sleep(2)  # the watch's ADDED of the relabelled pod is handled meanwhile
+        return outcome
+
+    pending._adopt = adopt_then_pause
+    outage = kube_api.faults.add("list", "pods", pods_path(namespace), status=500)
+    assert adopter.try_adopt_task_instances([task.ti]) == []
+    kube_api.faults.remove(outage)
+
+    final = wait_for_final(adopter, {task.key}, timeout=30)[task.key]
+
+    assert final.state == TaskInstanceState.SUCCESS
+    assert not adopter.running
+
+
+def test_a_pod_that_a_readoption_cannot_relabel_fails_its_task_saying_so(
+    executors: Executors,
+    kube_route: str,
+    queue_run: Callable[..., list[Any]],
+    kube_api: LocalKubeAPI,
+    namespace: str,
+    pod_history: PodHistory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Found once the API answers, but refused the relabel: the pod is deleted (no watch would follow
+    # it) and the task fails; the message must say that, not that no pod was found.
+    from airflow.utils.state import TaskInstanceState
+
+    monkeypatch.setattr("hybrid_executor.kubernetes.adoption.RETRY_BUDGET", 2.0)
+    dead = executors.start(job_id=17)
+    [task] = queue_run(kube_route, dead, ["sleep_30"])
+    launch_then_die(executors, dead, [task], pod_history)
+    adopter = executors.start(job_id=18)
+    adopter.kubernetes_executor._pending_adoptions._interval = 0.2
+    outage = kube_api.faults.add("list", "pods", pods_path(namespace), status=500)
+    assert adopter.try_adopt_task_instances([task.ti]) == []
+    kube_api.faults.remove(outage)
+    kube_api.faults.add("patch", "pods", pods_path(namespace), status=500)
+
+    final = wait_for_final(adopter, {task.key}, timeout=30)[task.key]
+
+    assert final.state == TaskInstanceState.FAILED
+    assert "could not be relabelled" in str(final.info)
+    assert "no pod of this task was found" not in str(final.info)
+    heartbeat_until(adopter, lambda: task.pod_name not in phases(kube_api, namespace), what="the pod deleted")
+
+
 def test_a_scheduler_asked_to_adopt_its_own_running_tasks_keeps_them(
     executors: Executors,
     kube_route: str,
@@ -375,6 +448,7 @@ def test_a_scheduler_asked_to_adopt_its_own_running_tasks_keeps_them(
     queued = queue_run(kube_route, scheduler, ["sleep_3"])
     queue_all(scheduler, queued)
     heartbeat_until(scheduler, lambda: queued[0].pod_name in pod_history.names(), what="the pod")
+    cleanup_passes(scheduler)
     lists, patches = requests_of(kube_api, "list"), requests_of(kube_api, "patch")
 
     assert scheduler.try_adopt_task_instances([t.ti for t in queued]) == []

@@ -21,6 +21,8 @@ from kube_driving import (
     Executors,
     PodHistory,
     QueuedTask,
+    cleanup_passes,
+    cleanup_passes_done,
     heartbeat_until,
     phases,
     pods_path,
@@ -28,21 +30,24 @@ from kube_driving import (
     wait_for_final,
 )
 
-from hybrid_executor.kubernetes.pods import LABEL_SCHEDULER_JOB, pod_name_for
+from hybrid_executor.kubernetes.pods import LABEL_DEPLOYMENT, LABEL_SCHEDULER_JOB, pod_name_for
 from hybrid_executor.testing.kube import LocalKubeAPI
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("no_faults_left")]
 
 
-def queued_again(queued: Any) -> Any:
+def queued_again(queued: Any, *, stored: bool = True) -> Any:
     """The same task try queued once more, as the scheduler queues it: a new external_executor_id,
-    stored on the task instance (a launch that is retried checks it there)."""
+    stored on the task instance (a launch that is retried checks it there); ``stored=False``: the
+    queueing of another deployment, whose database is not this one."""
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
     from sqlalchemy import update
 
     workload = queued.workload.model_copy(deep=True)
     workload.ti.external_executor_id = str(uuid.uuid4())
+    if not stored:
+        return QueuedTask(queued.ti, workload)
     with create_session() as session:
         session.execute(
             update(TaskInstance)
@@ -220,13 +225,14 @@ def test_two_deployments_sharing_a_namespace_never_touch_each_others_pods(
     pod_history: PodHistory,
 ) -> None:
     # Two metadata databases number their scheduler jobs alike, and run the same DAGs with the same
-    # run ids (scheduled runs): the same task keys, the same job id; only their queueings' ids differ.
+    # run ids (scheduled runs): the same task keys, the same job id; only their queueings' ids differ,
+    # and their deployment labels (here one database plays both, so "theirs" is given an id of its own).
     from airflow.utils.state import TaskInstanceState
 
-    ours = executors.start(job_id=7, delete_worker_pods="True")
-    theirs = executors.start(job_id=7, delete_worker_pods="False")
+    ours = executors.start(job_id=7, delete_worker_pods="True", deployment_id="")
+    theirs = executors.start(job_id=7, delete_worker_pods="False", deployment_id="theirs")
     [task] = queue_run(kube_route, ours, ["sleep_3"])
-    ours_task, theirs_task = task, queued_again(task)
+    ours_task, theirs_task = task, queued_again(task, stored=False)
     assert ours_task.pod_name != theirs_task.pod_name
 
     queue_all(ours, [ours_task])
@@ -236,9 +242,11 @@ def test_two_deployments_sharing_a_namespace_never_touch_each_others_pods(
         lambda: {phases(kube_api, namespace).get(n) for n in (ours_task.pod_name, theirs_task.pod_name)} == {"Running"},
         what="both pods to run",
     )
-    # Our scheduler dies; its successor adopts our task, and must take our pod, not theirs.
+    # Our scheduler dies; its successor adopts our task, and must take our pod, not theirs; nor may its
+    # cleanup of dead schedulers' pods take theirs (job 7 is no live job of our database).
     executors.kill(ours)
-    successor = executors.start(job_id=8, delete_worker_pods="True")
+    executor_config("scheduler", "orphaned_tasks_check_interval", "1")
+    successor = executors.start(job_id=8, delete_worker_pods="True", deployment_id="")
     assert successor.try_adopt_task_instances([ours_task.ti]) == []
     labels = {pod["metadata"]["name"]: pod["metadata"]["labels"] for pod in kube_api.pods(namespace)}
     assert labels[ours_task.pod_name][LABEL_SCHEDULER_JOB] == "8"
@@ -256,7 +264,10 @@ def test_two_deployments_sharing_a_namespace_never_touch_each_others_pods(
         lambda: set(phases(kube_api, namespace)) == {theirs_task.pod_name},
         what="only their pod to be left",
     )
+    cleanup_passes(successor, cleanup_passes_done(successor) + 2)
+    assert set(phases(kube_api, namespace)) == {theirs_task.pod_name}
     assert pod_history.removed[theirs_task.pod_name] == 0
+    assert kube_api.pod(namespace, theirs_task.pod_name)["metadata"]["labels"][LABEL_DEPLOYMENT] == "theirs"
 
 
 def test_a_workload_without_a_queueing_id_gets_one_that_the_scheduler_is_told(

@@ -580,7 +580,7 @@ def test_logs_name_the_task_and_pod_but_never_the_pod_itself(
 
 
 def test_a_launch_waiting_for_a_full_quota_tries_again_as_soon_as_a_pod_there_ends(
-    kube: LocalKubeAPI, api: KubeApi, make_launcher: Callable[..., PodLauncher]
+    kube: LocalKubeAPI, api: KubeApi, make_launcher: Callable[..., PodLauncher], caplog: pytest.LogCaptureFixture
 ) -> None:
     api.core.create_namespaced_resource_quota(NS, {"metadata": {"name": "one-pod"}, "spec": {"hard": {"pods": "1"}}})
     api.core.create_namespaced_pod(NS, {"metadata": {"name": "running"}, "spec": request(0).pod.spec})
@@ -590,7 +590,8 @@ def test_a_launch_waiting_for_a_full_quota_tries_again_as_soon_as_a_pod_there_en
     before = creates(kube)
     launcher.submit(request(1))
     launcher.submit(request(2))
-    wait_until(lambda: creates(kube) - before >= 2)  # both refused: 403 exceeded quota
+    # Both refused (403 exceeded quota): answered, not only arrived, or the delete below could come first.
+    wait_until(lambda: sum("failed (attempt 1)" in r.getMessage() for r in caplog.records) >= 2)
     api.delete_pod(NS, "running")
     launcher.quota_freed(NS)  # what the executor says when it sees a pod of the namespace end
     [result] = collect(launcher, 1, timeout=30)

@@ -147,6 +147,7 @@ def context(
     job_id: str = "42",
     allowed_namespaces: frozenset[str] = frozenset(),
     any_namespace: bool = False,
+    deployment_id: str | None = "d0e1f2a3b4c5",
 ) -> PodContext:
     from hybrid_executor.kubernetes.pods import PodContext
 
@@ -157,6 +158,7 @@ def context(
         base_pod=v1pod(TEMPLATE if base is None else base),
         allowed_namespaces=allowed_namespaces,
         any_namespace=any_namespace,
+        deployment_id=deployment_id,
     )
 
 
@@ -705,6 +707,36 @@ def test_selectors(pods: ModuleType, workload: Callable[..., Any]) -> None:
     assert selected("kubernetes_executor=True,airflow-worker!=7") == [False, False, False]
     assert selected("airflow-worker=7") == [False, False, False]
     assert pods.scheduler_job_labels("8") == {"hybrid-executor/scheduler-job": "8"}
+    assert pods.scheduler_job_labels("8", "prod") == {
+        "hybrid-executor/scheduler-job": "8",
+        "hybrid-executor/deployment": "prod",
+    }
+
+
+def test_every_pod_carries_its_deployment_and_the_cleanup_selects_on_it(
+    pods: ModuleType, workload: Callable[..., Any]
+) -> None:
+    from hybrid_executor.kubernetes.identity import selector_for_deployment
+
+    # A template or an override cannot make a pod another deployment's.
+    base = {**TEMPLATE, "metadata": {"labels": {"hybrid-executor/deployment": "theirs"}}}
+    ours_7 = as_json(pods.build_worker_pod(workload(), context(job_id="7", base=base, deployment_id="ours")))
+    ours_8 = as_json(pods.build_worker_pod(workload(), context(job_id="8", deployment_id="ours")))
+    theirs_7 = as_json(pods.build_worker_pod(workload(), context(job_id="7", deployment_id="theirs")))
+    older = json.loads(json.dumps(ours_7))
+    del older["metadata"]["labels"]["hybrid-executor/deployment"]
+    assert ours_7["metadata"]["labels"]["hybrid-executor/deployment"] == "ours"
+
+    def selected(selector: str) -> list[bool]:
+        parsed = parse_label_selector(selector)
+        return [parsed.matches(p) for p in (ours_7, ours_8, theirs_7, older)]
+
+    assert selected(selector_for_deployment("ours")) == [True, True, False, False]
+    assert selected(selector_for_deployment("ours", ["8", "9"])) == [True, False, False, False]
+    assert selector_for_deployment("ours", ["9", "8", "8"]) == (
+        "app.kubernetes.io/managed-by=hybrid-executor,hybrid-executor/deployment=ours,"
+        "hybrid-executor/scheduler-job notin (8,9)"
+    )
 
 
 # --- errors ------------------------------------------------------------------------------------
