@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/adoption.py
 	$(BIN)/python benchmarks/memory.py
 	$(BIN)/python benchmarks/metrics_cost.py
+	$(BIN)/python benchmarks/quota_use.py
 	$(BIN)/python benchmarks/soak.py
 
 clean:

@@ -8,6 +8,7 @@ their costs), and its memory would count as the executor's.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import logging
 import multiprocessing
@@ -47,6 +48,13 @@ def _serve_api(conn: Connection, kubeconfig: str, latency: float, kubelet: bool)
                 conn.send(dict(api.requests()))
             elif command == "cpu":
                 conn.send(time.process_time())
+            elif command == "quota":  # a ResourceQuota in the kubeconfig's namespace
+                namespace, quota = arguments
+                api.call(functools.partial(api.server.cluster.create_resource_quota, namespace, quota))
+                conn.send(None)
+            elif command == "phases":  # how many pods are in each phase, the whole cluster
+                pods = api.pods()
+                conn.send(dict(Counter(str((pod.get("status") or {}).get("phase") or "") for pod in pods)))
 
 
 class ApiServerProcess:
@@ -78,6 +86,15 @@ class ApiServerProcess:
     def requests(self) -> Counter[tuple[str, str]]:
         """Requests served so far, per (verb, resource)."""
         self._conn.send(("requests",))
+        return Counter(self._conn.recv())
+
+    def add_quota(self, namespace: str, quota: dict[str, Any]) -> None:
+        self._conn.send(("quota", namespace, quota))
+        self._conn.recv()
+
+    def phases(self) -> Counter[str]:
+        """How many pods the API holds in each phase (Pending, Running, Succeeded, Failed)."""
+        self._conn.send(("phases",))
         return Counter(self._conn.recv())
 
     def cpu_seconds(self) -> float:

@@ -1,4 +1,4 @@
-"""The adoption and memory benchmarks still run (at a tiny size; their figures are theirs to print, not asserted)."""
+"""The adoption, memory and quota benchmarks still run (at a tiny size; their figures are theirs to print, not asserted)."""
 
 from __future__ import annotations
 
@@ -44,3 +44,11 @@ def test_the_memory_benchmark_reads_every_entry_it_tracks_and_judges_them() -> N
     assert all("-" not in row for row in rows)  # no entry went missing in a refactoring
     assert re.search(r"^12 tasks finished \(\d+ failed\)", out, re.MULTILINE)  # a loaded machine may fail one
     assert "verdict, from the 4 mark to 12 (8 tasks)" in out
+
+
+def test_the_quota_benchmark_fills_the_quota_and_reports_its_use() -> None:
+    out = _run("quota_use.py", "--quota", "3", "--tasks", "9", "--task-seconds", "1", "--latency", "0")
+
+    assert "quota 3 pods, 9 tasks of 1 s each" in out
+    assert "; 0 tasks failed" in out
+    assert re.search(r"^pods holding quota while tasks waited \(\d+ samples", out, re.MULTILINE)
