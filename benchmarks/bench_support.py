@@ -23,6 +23,22 @@ from typing import Any
 IMAGE = ("apache/airflow", "3.3.2")
 
 
+def pod_template(command: str, extra: str = "") -> str:
+    """A pod template whose container runs ``command`` (a YAML flow list); ``extra``: more lines of the container."""
+    return f"""\
+apiVersion: v1
+kind: Pod
+metadata:
+  name: placeholder
+spec:
+  restartPolicy: Never
+  containers:
+    - name: base
+      image: {":".join(IMAGE)}
+      command: {command}
+{extra}"""
+
+
 # --- the API server's process ----------------------------------------------------------------
 
 

@@ -40,21 +40,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench_support import IMAGE, ApiServerProcess, MachineUse, Workloads, airflow_environment, log_to_file, rss_mib
+from bench_support import (
+    ApiServerProcess,
+    MachineUse,
+    Workloads,
+    airflow_environment,
+    log_to_file,
+    pod_template,
+    rss_mib,
+)
 
 QUEUE = "kubernetes"
-POD_TEMPLATE = f"""\
-apiVersion: v1
-kind: Pod
-metadata:
-  name: placeholder
-spec:
-  restartPolicy: Never
-  containers:
-    - name: base
-      image: {":".join(IMAGE)}
-      command: ["true"]
-"""
+POD_TEMPLATE = pod_template('["true"]')
 
 
 def _size(obj: Any, *path: str) -> int | None:

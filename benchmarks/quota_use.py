@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench_support import IMAGE, ApiServerProcess, Workloads, airflow_environment, log_to_file
+from bench_support import ApiServerProcess, Workloads, airflow_environment, log_to_file, pod_template
 
 QUEUE = "kubernetes"
 NAMESPACE = "default"
@@ -36,20 +36,8 @@ _TERMINAL = ("Succeeded", "Failed")
 
 
 def _pod_template(seconds: float) -> str:
-    return f"""\
-apiVersion: v1
-kind: Pod
-metadata:
-  name: placeholder
-spec:
-  restartPolicy: Never
-  containers:
-    - name: base
-      image: {":".join(IMAGE)}
-      command: ["sh", "-c", "sleep {seconds:g}", "--"]  # the worker's args follow, ignored
-      resources:
-        requests: {{cpu: 10m, memory: 16Mi}}
-"""
+    command = f'["sh", "-c", "sleep {seconds:g}", "--"]'  # the worker's args follow, ignored
+    return pod_template(command, "      resources:\n        requests: {cpu: 10m, memory: 16Mi}\n")
 
 
 class _Sampler:

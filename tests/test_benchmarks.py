@@ -1,4 +1,4 @@
-"""The adoption, memory and quota benchmarks still run (at a tiny size; their figures are theirs to print, not asserted)."""
+"""The adoption, memory and quota benchmarks still run, at a tiny size (their figures are printed, not asserted)."""
 
 from __future__ import annotations
 
