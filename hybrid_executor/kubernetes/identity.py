@@ -127,11 +127,20 @@ def scheduler_job_labels(job_id: str, deployment_id: str | None = None) -> dict[
     return labels
 
 
-def selector_for_scheduler(job_id: str | None = None, exclude_job_id: str | None = None) -> str:
-    """Label selector for our pods: all of them, one scheduler job's, or all but one job's."""
+def selector_for_scheduler(
+    job_id: str | None = None, exclude_job_id: str | None = None, deployment_id: str | None = None
+) -> str:
+    """Label selector for our pods: all of them, one scheduler job's, or all but one job's; of one deployment.
+
+    A scheduler's watch names its deployment too: another deployment sharing the namespace numbers
+    its scheduler jobs alike. Every pod under a job carries the deployment of the scheduler that
+    made or adopted it (adoption sets both), so pods of older versions are seen once adopted.
+    """
     requirements = [f"{LABEL_MANAGED_BY}={MANAGED_BY}"]
     if job_id is not None:
         requirements.append(f"{LABEL_SCHEDULER_JOB}={_label_value(job_id)}")
+    if deployment_id:
+        requirements.append(f"{LABEL_DEPLOYMENT}={deployment_id}")
     if exclude_job_id is not None:
         requirements.append(f"{LABEL_SCHEDULER_JOB}!={_label_value(exclude_job_id)}")
     return ",".join(requirements)

@@ -62,7 +62,7 @@ class PodServices:
             policy=DeletionPolicy(settings.delete_worker_pods, settings.delete_worker_pods_on_failure),
         )
         orphans.start()
-        selector = selector_for_scheduler(job_id=job_id)
+        selector = selector_for_scheduler(job_id=job_id, deployment_id=deployment_id)
         watchers = {}
         for namespace in settings.watch_scopes():  # None: one cluster-wide watch (multi_namespace_mode)
             watcher = PodWatcher(

@@ -703,6 +703,10 @@ def test_selectors(pods: ModuleType, workload: Callable[..., Any]) -> None:
     assert selected(pods.selector_for_scheduler()) == [True, True, False]
     assert selected(pods.selector_for_scheduler(job_id="7")) == [True, False, False]
     assert selected(pods.selector_for_scheduler(exclude_job_id="7")) == [False, True, False]
+    # A scheduler's watch: its job's pods of its own deployment, not another's numbering its jobs alike.
+    other_deployment = as_json(pods.build_worker_pod(workload(), context(job_id="7", deployment_id="other")))
+    watch = parse_label_selector(pods.selector_for_scheduler(job_id="7", deployment_id="d0e1f2a3b4c5"))
+    assert [watch.matches(p) for p in (mine, theirs, stock, other_deployment)] == [True, False, False, False]
     # What a stock KubernetesExecutor's adoption lists never includes our pods.
     assert selected("kubernetes_executor=True,airflow-worker!=7") == [False, False, False]
     assert selected("airflow-worker=7") == [False, False, False]
