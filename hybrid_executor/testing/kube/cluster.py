@@ -10,26 +10,18 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from hybrid_executor.testing.kube import admission, patching, podsecurity
+from hybrid_executor.testing.kube import admission, deleting, patching, podsecurity
 from hybrid_executor.testing.kube.decoding import type_problem
-from hybrid_executor.testing.kube.errors import (
-    FieldError,
-    bad_request,
-    conflict,
-    forbidden,
-    invalid,
-)
+from hybrid_executor.testing.kube.errors import FieldError, bad_request, forbidden, invalid
 from hybrid_executor.testing.kube.limitranges import canonicalize_limit_range, default_limit_range, limit_range_errors
 from hybrid_executor.testing.kube.listing import list_objects
 from hybrid_executor.testing.kube.poddefaults import default_pod, pod_qos_class
-from hybrid_executor.testing.kube.podstatus import TERMINAL_PHASES
 from hybrid_executor.testing.kube.quota import quota_used, refresh_quota, refresh_quotas
 from hybrid_executor.testing.kube.selectors import FieldSelector, LabelSelector
 from hybrid_executor.testing.kube.serviceaccounts import default_service_account, service_account_errors
-from hybrid_executor.testing.kube.store import Change, Store
+from hybrid_executor.testing.kube.store import Change, Store, now_rfc3339
 from hybrid_executor.testing.kube.updating import updated_object
 from hybrid_executor.testing.kube.validation import (
     KINDS,
@@ -40,10 +32,6 @@ from hybrid_executor.testing.kube.validation import (
 )
 
 IMMORTAL_NAMESPACES = ("default", "kube-system", "kube-public")
-_NAMESPACE_BEING_EMPTIED = (
-    "The system is ensuring all content is removed from this namespace.  "
-    "Upon completion, this namespace will automatically be purged by the system."
-)
 
 
 class Cluster:
@@ -81,16 +69,12 @@ class Cluster:
         if name in IMMORTAL_NAMESPACES:  # the NamespaceLifecycle admission's rule
             raise forbidden("namespaces", name, "this namespace may not be deleted")
         namespace = self.store.get("namespaces", "", name)
-        wanted_uid = (preconditions or {}).get("uid")
-        if wanted_uid and wanted_uid != namespace["metadata"]["uid"]:
-            uid = namespace["metadata"]["uid"]
-            why = f"Precondition failed: UID in precondition: {wanted_uid}, UID in object meta: {uid}"
-            raise conflict("namespaces", name, why)
+        deleting.check_namespace_preconditions(namespace, preconditions)
         if namespace["metadata"].get("deletionTimestamp"):
-            # The namespace storage's answer while the namespace controller is still emptying it.
-            raise conflict("namespaces", name, _NAMESPACE_BEING_EMPTIED)
+            # Still being emptied (spec.finalizers held): answered as it is, not 409 (kubernetes#84122).
+            return namespace
         terminating = copy.deepcopy(namespace)
-        terminating["metadata"]["deletionTimestamp"] = _timestamp()
+        terminating["metadata"]["deletionTimestamp"] = now_rfc3339()
         terminating["status"] = {"phase": "Terminating"}
         result = self.store.update("namespaces", terminating)
         for resource in ("resourcequotas", "limitranges", "serviceaccounts"):
@@ -128,40 +112,8 @@ class Cluster:
         self, namespace: str, name: str, grace: int | None, preconditions: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         pod = self.store.get("pods", namespace, name)
-        self._check_preconditions("pods", pod, preconditions)
-        if grace is None:
-            grace = int(pod["spec"].get("terminationGracePeriodSeconds", 30))
-        # A pod no kubelet runs, or one that has finished, goes at once (the pod strategy's rule).
-        if not pod["spec"].get("nodeName") or pod["status"].get("phase") in TERMINAL_PHASES:
-            grace = 0
-        metadata = pod["metadata"]
-        if grace == 0 and not metadata.get("deletionTimestamp") and not metadata.get("finalizers"):
-            # The pod strategy makes every pod deletion graceful, so the generic store first writes
-            # the mark (deletionTimestamp now, grace 0), then removes the pod: watchers see it
-            # marked, and the DELETED object carries the mark, unlike a pod that left a selector.
-            marked = copy.deepcopy(pod)
-            marked["metadata"]["deletionTimestamp"] = _timestamp()
-            marked["metadata"]["deletionGracePeriodSeconds"] = 0
-            self.store.update("pods", marked)
-            return self.store.remove("pods", namespace, name)
-        return self._delete_gracefully("pods", pod, grace)
-
-    def _delete_gracefully(self, resource: str, obj: dict[str, Any], grace: int) -> dict[str, Any]:
-        """The generic store's delete: a grace period, then removal once no finalizer is left.
-
-        An object with finalizers is only marked (deletionTimestamp, deletionGracePeriodSeconds) and
-        answered as it now is; it goes when an update empties its finalizers.
-        """
-        metadata = obj["metadata"]
-        current_grace = metadata.get("deletionGracePeriodSeconds")
-        if current_grace is not None and current_grace <= grace:
-            return obj  # a deletion is already under way with a period at least as short
-        if grace == 0 and not metadata.get("finalizers"):
-            return self.store.remove(resource, metadata.get("namespace", ""), metadata["name"])
-        deleting = copy.deepcopy(obj)
-        deleting["metadata"]["deletionTimestamp"] = _timestamp(seconds_from_now=grace)
-        deleting["metadata"]["deletionGracePeriodSeconds"] = grace
-        return self.store.update(resource, deleting)
+        deleting.check_preconditions("pods", pod, preconditions)
+        return deleting.delete_pod(self.store, pod, grace)
 
     # --- resource quotas -----------------------------------------------------------------
 
@@ -243,8 +195,8 @@ class Cluster:
         if resource == "namespaces":
             return self.delete_namespace(name, options.get("preconditions"))
         obj = self.store.get(resource, namespace, name)
-        self._check_preconditions(resource, obj, options.get("preconditions"))
-        return self._delete_gracefully(resource, obj, 0)
+        deleting.check_preconditions(resource, obj, options.get("preconditions"))
+        return deleting.delete_plain(self.store, resource, obj)
 
     def patch(
         self,
@@ -372,27 +324,6 @@ class Cluster:
         if not metadata.get("name") and metadata.get("generateName"):
             metadata["name"] = self.store.generate_name(resource, namespace, metadata["generateName"])
 
-    def _check_preconditions(self, resource: str, obj: dict[str, Any], preconditions: dict[str, Any] | None) -> None:
-        """DeleteOptions.preconditions, worded as rest.BeforeDelete does (it names the Kind, not the resource)."""
-        if not preconditions:
-            return
-        metadata = obj["metadata"]
-        kind = KINDS[resource]
-        wanted_uid = preconditions.get("uid")
-        if wanted_uid and wanted_uid != metadata.get("uid"):
-            why = (
-                f"the UID in the precondition ({wanted_uid}) does not match the UID in record ({metadata.get('uid')}). "
-                "The object might have been deleted and then recreated"
-            )
-            raise conflict(kind, metadata["name"], why)
-        wanted_version = preconditions.get("resourceVersion")
-        if wanted_version and wanted_version != metadata.get("resourceVersion"):
-            why = (
-                f"the ResourceVersion in the precondition ({wanted_version}) does not match the ResourceVersion "
-                f"in record ({metadata.get('resourceVersion')}). The object might have been modified"
-            )
-            raise conflict(kind, metadata["name"], why)
-
 
 def _due_for_removal(original: dict[str, Any], updated: dict[str, Any]) -> bool:
     """ShouldDeleteDuringUpdate: an update took the last finalizer off an object whose deletion is due.
@@ -405,8 +336,3 @@ def _due_for_removal(original: dict[str, Any], updated: dict[str, Any]) -> bool:
         and not updated["metadata"].get("finalizers")
         and not before.get("deletionGracePeriodSeconds")
     )
-
-
-def _timestamp(seconds_from_now: int = 0) -> str:
-    moment = datetime.now(timezone.utc) + timedelta(seconds=seconds_from_now)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -9,7 +9,10 @@ meet its own earlier write.
 ``plain_text`` answers the error as kube-apiserver's max-in-flight and priority-and-fairness
 filters answer a 429 (Go's ``http.Error``: ``text/plain``, the message and a newline, and the
 Retry-After header), not as a ``Status``, which is how the handlers' own 429s come (with
-``details.retryAfterSeconds``).
+``details.retryAfterSeconds``). Left unset, a 429 is the filter's: API priority and fairness,
+on by default since 1.20, whose tooManyRequests always sends Retry-After (its dropped-requests
+tracker starts at 1 s) and the X-Kubernetes-PF-* UIDs of the schema and level that rejected it;
+``plain_text=False`` asks for a handler's Status instead.
 
 ``watch_expired`` makes a matching watch answer as the watch cache does when the requested
 resourceVersion has been compacted away: a 200 stream whose only event is an ERROR carrying the
@@ -26,12 +29,17 @@ from __future__ import annotations
 import fnmatch
 import math
 import random
+import uuid
 from dataclasses import dataclass, field
 
 from hybrid_executor.testing.kube.errors import ApiError
 from hybrid_executor.testing.kube.rulelist import RuleList
 
 VERBS = ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")
+# The UIDs priority and fairness names its FlowSchema and PriorityLevelConfiguration by (not their
+# names, which it keeps from clients): one pair for this server, as the default objects have.
+_FLOW_SCHEMA_UID = str(uuid.uuid4())
+_PRIORITY_LEVEL_UID = str(uuid.uuid4())
 
 # The reason and wording the real server uses for each code a fault may answer with.
 _REASONS: dict[int, tuple[str, str]] = {
@@ -70,7 +78,7 @@ class FaultRule:
     hits: int = 0
     reset_after_apply: bool = False
     watch_expired: bool = False
-    plain_text: bool = False
+    plain_text: bool | None = None  # None: plain text for a 429 (the filter's), a Status otherwise
 
     def matches(self, verb: str, resource: str, path: str) -> bool:
         return (
@@ -82,16 +90,21 @@ class FaultRule:
     def error(self) -> ApiError:
         assert self.status is not None
         reason, default_message = _REASONS.get(self.status, ("InternalError", "injected fault"))
+        plain_text = self.status == 429 if self.plain_text is None else self.plain_text
         details: dict[str, object] = {}
         headers: dict[str, str] = {}
         if self.retry_after is not None:
             seconds = max(1, math.ceil(self.retry_after))
             details["retryAfterSeconds"] = seconds
             headers["Retry-After"] = str(seconds)
-        if self.plain_text:
+        if plain_text:
             details = {}
+            if self.status == 429:  # what the filters' tooManyRequests sets
+                headers.setdefault("Retry-After", "1")
+                headers["X-Kubernetes-PF-PriorityLevel-UID"] = _PRIORITY_LEVEL_UID
+                headers["X-Kubernetes-PF-FlowSchema-UID"] = _FLOW_SCHEMA_UID
         error = ApiError(self.status, reason, self.message or default_message, details or None, headers)
-        error.plain_text = self.plain_text
+        error.plain_text = plain_text
         return error
 
 
@@ -131,7 +144,7 @@ class FaultInjector(RuleList[FaultRule]):
         watch_close_after_seconds: float | None = None,
         reset_after_apply: bool = False,
         watch_expired: bool = False,
-        plain_text: bool = False,
+        plain_text: bool | None = None,
     ) -> FaultRule:
         """Add a rule; see FaultRule. Returns it, so a test can read ``hits`` or remove it."""
         if verb != "*" and verb not in VERBS:

@@ -27,6 +27,7 @@ from hybrid_executor.testing.kube.authorization import (
 )
 from hybrid_executor.testing.kube.cluster import Cluster
 from hybrid_executor.testing.kube.decoding import decode
+from hybrid_executor.testing.kube.deleting import read_delete_options
 from hybrid_executor.testing.kube.discovery import DISCOVERY
 from hybrid_executor.testing.kube.errors import ApiError, bad_request, method_not_allowed, too_old_resource_version
 from hybrid_executor.testing.kube.faults import Decision, FaultInjector
@@ -180,7 +181,7 @@ class ApiHttp:
             return json_response(self.store.get(target.resource, ns, target.name))
         if verb == "delete":
             options = await self._delete_options(request)
-            dry = dry_run(options.pop("dryRun"), "DeleteOptions")
+            dry = bool(options.pop("dryRun"))  # validated with the rest of the options
             return json_response(self.cluster.delete(target.resource, ns, target.name, options, dry_run=dry))
         if verb == "patch":
             content_type = request.headers.get("Content-Type", "")
@@ -227,32 +228,8 @@ class ApiHttp:
         )
 
     async def _delete_options(self, request: web.Request) -> dict[str, Any]:
-        """DeleteOptions from the body, else from the query (the delete handler's rule: a body wins
-        whole, its query is not read); ``dryRun`` is always there, as a list."""
-        options: dict[str, Any] = {}
-        raw = await request.read()
-        if raw.strip():
-            try:
-                options = json.loads(raw)
-            except ValueError:
-                raise bad_request("the body of the DeleteOptions could not be decoded as JSON") from None
-            if not isinstance(options, dict):
-                raise bad_request("the body of the DeleteOptions must be an object")
-            dry = options.get("dryRun") or []
-            if not isinstance(dry, list) or not all(isinstance(value, str) for value in dry):
-                raise bad_request("json: cannot unmarshal the dryRun of the DeleteOptions into Go type []string")
-            options["dryRun"] = dry
-        else:
-            options["dryRun"] = request.query.getall("dryRun", [])
-            grace = request.query.get("gracePeriodSeconds")
-            if grace is not None:
-                try:
-                    options["gracePeriodSeconds"] = int(grace)
-                except ValueError:
-                    raise bad_request(f"invalid gracePeriodSeconds: {grace!r}") from None
-            policy = request.query.get("propagationPolicy")
-            if policy is not None:
-                options["propagationPolicy"] = policy
+        """The request's DeleteOptions (``deleting.read_delete_options``), recorded for tests to see."""
+        options = read_delete_options(await request.read(), request.query)
         self.delete_options.append({key: value for key, value in options.items() if key != "dryRun" or value})
         if options.get("gracePeriodSeconds") is not None and options["gracePeriodSeconds"] < 0:
             options["gracePeriodSeconds"] = 1  # what the pod strategy makes of a negative period
@@ -262,7 +239,7 @@ class ApiHttp:
         if target.resource == "namespaces":
             raise method_not_allowed("DELETE")
         options = await self._delete_options(request)
-        dry = dry_run(options.pop("dryRun"), "DeleteOptions")
+        dry = bool(options.pop("dryRun"))
         listed = self._list(request, target)
         deleted = []
         for item in listed["items"]:

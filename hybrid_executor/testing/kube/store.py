@@ -178,6 +178,10 @@ class Store:
             if (namespace, name) not in taken:
                 return name
 
+    @property
+    def in_dry_run(self) -> bool:
+        return self._dry_run
+
     @contextlib.contextmanager
     def dry_run(self, enabled: bool = True) -> Iterator[None]:
         """Within this block (if ``enabled``), writes answer what they would store and store nothing."""

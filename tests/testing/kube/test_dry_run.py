@@ -317,6 +317,9 @@ def test_delete_answers_the_pod_and_keeps_it(
     answered = v1.delete_namespaced_pod("kept", ns, dry_run="All")
 
     assert answered.metadata.uid == created.metadata.uid
+    # Store.Delete answers a dry run with the mark its update would write (grace 0: never scheduled).
+    assert answered.metadata.deletion_timestamp is not None
+    assert answered.metadata.deletion_grace_period_seconds == 0
     assert kube.api.resource_version == before
     assert v1.read_namespaced_pod("kept", ns).metadata.resource_version == created.metadata.resource_version
 

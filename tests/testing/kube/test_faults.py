@@ -106,11 +106,12 @@ def test_a_custom_message_is_the_status_message(api: LocalKubeAPI, v1: client.Co
 
 
 @pytest.mark.parametrize(("retry_after", "seconds"), [(3, 3), (0.2, 1)])
-def test_429_carries_retry_after_as_a_header_and_in_the_status_details(
+def test_a_handlers_429_carries_retry_after_as_a_header_and_in_the_status_details(
     api: LocalKubeAPI, retry_after: float, seconds: int
 ) -> None:
+    # plain_text=False: a 429 from a handler (errors.NewTooManyRequests), not from a filter.
     v1 = client_with_retries(api, False)  # urllib3's default would wait out Retry-After and retry (next test)
-    api.faults.add("list", "pods", status=429, retry_after=retry_after, times=1)
+    api.faults.add("list", "pods", status=429, retry_after=retry_after, times=1, plain_text=False)
 
     with pytest.raises(ApiException) as caught:
         v1.list_namespaced_pod(NAMESPACE)
@@ -140,6 +141,30 @@ def test_a_plain_text_429_is_what_the_max_in_flight_and_priority_and_fairness_fi
     assert caught.value.headers["Retry-After"] == "1"
     assert rule.hits == 1
     assert pod_names(v1) == []
+
+
+@pytest.mark.parametrize(("retry_after", "header"), [(None, "1"), (4, "4")])
+def test_a_429_is_by_default_what_priority_and_fairness_sends(
+    api: LocalKubeAPI, retry_after: float | None, header: str
+) -> None:
+    # APF (the default filter since 1.20) rejects with tooManyRequests: http.Error's text/plain, a
+    # Retry-After from its dropped-requests tracker (1 s unless rejections persist, at most 32) and
+    # the UIDs of the FlowSchema and PriorityLevelConfiguration that classified the request.
+    v1 = client_with_retries(api, False)
+    api.faults.add("create", "pods", status=429, retry_after=retry_after, times=1)
+
+    with pytest.raises(ApiException) as caught:
+        v1.create_namespaced_pod(NAMESPACE, pod("throttled"))
+
+    headers = caught.value.headers
+    assert caught.value.status == 429
+    assert caught.value.body == "Too many requests, please try again later.\n"
+    assert headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["Retry-After"] == header
+    assert headers["X-Kubernetes-PF-FlowSchema-UID"]
+    assert headers["X-Kubernetes-PF-PriorityLevel-UID"]
+    assert headers["X-Kubernetes-PF-FlowSchema-UID"] != headers["X-Kubernetes-PF-PriorityLevel-UID"]
 
 
 def test_plain_text_without_a_status_is_refused(api: LocalKubeAPI) -> None:

@@ -164,22 +164,6 @@ def test_terminating_namespace_goes_when_its_last_pod_goes(
     assert excinfo.value.status == 404
 
 
-def test_delete_of_a_terminating_namespace_is_409(
-    v1: client.CoreV1Api, ns: str, make_pod: Callable[..., client.V1Pod]
-) -> None:
-    _terminating_namespace(v1, ns, make_pod)
-
-    with pytest.raises(ApiException) as excinfo:
-        v1.delete_namespace(ns)
-
-    assert excinfo.value.status == 409
-    assert _status(excinfo)["reason"] == "Conflict"
-    assert _status(excinfo)["message"] == (
-        f'Operation cannot be fulfilled on namespaces "{ns}": The system is ensuring all content is removed from '
-        "this namespace.  Upon completion, this namespace will automatically be purged by the system."
-    )
-
-
 @pytest.mark.parametrize("name", ["default", "kube-system", "kube-public"])
 def test_immortal_namespaces_cannot_be_deleted(v1: client.CoreV1Api, name: str) -> None:
     with pytest.raises(ApiException) as excinfo:
