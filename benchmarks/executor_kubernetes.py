@@ -505,11 +505,19 @@ def main() -> None:
     parser.add_argument("--profile", metavar="PATH", help="cProfile the timed heartbeats into PATH.<round>")
     parser.add_argument("--only-creates", action="store_true", help="figure 1 (and the raw rate) only")
     parser.add_argument("--no-raw", dest="raw", action="store_false", help="skip the raw rate")
+    parser.add_argument(
+        "--set",
+        type=lambda text: tuple(text.split("=", 1)),
+        action="append",
+        default=[],
+        metavar="SECTION__KEY=VALUE",
+        help="an Airflow option for the executor, e.g. hybrid_executor__api_qps=1000 (default: the defaults)",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench-executor-") as name:
         folder = Path(name)
-        log_file = airflow_environment(folder)
+        log_file = airflow_environment(folder, {f"AIRFLOW__{name.upper()}": value for name, value in args.set})
         import airflow  # noqa: F401 - configures Airflow (and its logging) from the environment above
 
         log_to_file(log_file)

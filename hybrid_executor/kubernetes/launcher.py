@@ -40,22 +40,19 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
 from tenacity.stop import stop_base
 
 from hybrid_executor.kubernetes.api import KubeApi
 from hybrid_executor.kubernetes.errors import ApiErrorKind, KubeApiError, RefusalKind, classify, is_retryable
+from hybrid_executor.kubernetes.identity import field_of
 from hybrid_executor.kubernetes.interrupts import Interrupt, QuotaWaits
-from hybrid_executor.kubernetes.launches import LaunchRequest, LaunchResult
+from hybrid_executor.kubernetes.launches import LaunchRequest, LaunchResult, PodBody
 from hybrid_executor.kubernetes.pacing import RateLimiter, stop_at, wait_retry_after, waits_for_quota
-from hybrid_executor.kubernetes.pods import PodBuildError
+from hybrid_executor.kubernetes.podbuilderror import PodBuildError
 from hybrid_executor.kubernetes.staleness import FRESH_FOR
 from hybrid_executor.metrics import BUILD, EXPIRED, OTHER, PodMetrics
-
-if TYPE_CHECKING:
-    from kubernetes.client import V1Pod
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +79,7 @@ class _Job:
     interrupt: Interrupt = field(default_factory=Interrupt)  # set by cancel() and stop(); nudged by quota_freed()
     cancelled: bool = False
     attempts: int = 0
-    pod: V1Pod | None = None  # once built
+    pod: PodBody | None = None  # once built
     uid: str | None = None  # of the pod the last attempt created
     last_error: KubeApiError | None = None  # of the last failed attempt, while retrying
     submitted: float = 0.0  # on the launcher's clock
@@ -165,7 +162,8 @@ class PodLauncher:
         if callable(request.pod):
             job = _Job(request, pod_name=request.pod_name, namespace=request.namespace)
         else:
-            job = _Job(request, request.pod.metadata.name, request.pod.metadata.namespace, pod=request.pod)
+            metadata = field_of(request.pod, "metadata")
+            job = _Job(request, field_of(metadata, "name"), field_of(metadata, "namespace"), pod=request.pod)
         job.submitted = self._clock()
         with self._lock:
             if job.pod_name in self._pending:
@@ -332,12 +330,12 @@ class PodLauncher:
         return dataclasses.replace(result, gave_up=error.kind is ApiErrorKind.RETRYABLE)
 
     @staticmethod
-    def _build(job: _Job) -> V1Pod:
+    def _build(job: _Job) -> PodBody:
         assert callable(job.request.pod)
         pod = job.request.pod()
         # pod_override may move the pod to another watched namespace: report where it really is.
         # (Its name is the one asked for: the pod's identity is applied after any override.)
-        job.namespace = pod.metadata.namespace
+        job.namespace = field_of(field_of(pod, "metadata"), "namespace")
         return pod
 
     def _attempt(self, job: _Job) -> bool:
