@@ -535,7 +535,14 @@ def main() -> None:
 
 def _summary(rounds: list[_Round], args: argparse.Namespace) -> None:
     def median(pick: Callable[[_Round], float]) -> float:
-        return statistics.median(pick(figures) for figures in rounds)
+        # A round without a figure (nothing timed in it) is left out, not a crash after every round ran.
+        values = []
+        for figures in rounds:
+            try:
+                values.append(pick(figures))
+            except (ValueError, statistics.StatisticsError, ZeroDivisionError):
+                continue
+        return statistics.median(values) if values else float("nan")
 
     rate = median(lambda f: f.pods_per_second)
     print(f"median of {len(rounds)} rounds ({os.cpu_count()} cores):")
