@@ -280,9 +280,10 @@ class KubeApi:
         """Create ``pod`` in its ``metadata.namespace``; the created pod as raw JSON.
 
         ``dry_run``: the server validates and admits the pod (``dryRun=All``) but stores nothing.
+        A JSON body (the executor's builder makes one) is sent as it is; a model is serialized first.
         """
         try:
-            body = self.core.api_client.sanitize_for_serialization(pod)
+            body = pod if isinstance(pod, Mapping) else self.core.api_client.sanitize_for_serialization(pod)
             namespace = (body.get("metadata") or {}).get("namespace")
             if not namespace:
                 raise ValueError("the pod has no metadata.namespace")

@@ -27,12 +27,13 @@ from hybrid_executor.kubernetes.launcher import LaunchRequest, LaunchResult
 from hybrid_executor.kubernetes.pending import PendingDeadlines
 from hybrid_executor.kubernetes.podlog import read_task_pod_log
 from hybrid_executor.kubernetes.pods import (
+    PodContext,
     base_pod_template,
-    build_worker_pod,
     pod_context_for,
     pod_name_for,
     queueing_of_pod,
     task_key_from_pod,
+    worker_pod_body,
 )
 from hybrid_executor.kubernetes.podstate import PodOutcome, outcome_of
 from hybrid_executor.kubernetes.readoption import PendingAdoptions
@@ -85,6 +86,7 @@ class KubernetesPodExecutor(BaseExecutor):
         self._pending = PendingDeadlines()
         self._templates: dict[str, V1Pod] = {}
         self._templates_lock = threading.Lock()  # launcher threads build pods concurrently
+        self._contexts: dict[tuple[str | None, str], PodContext] = {}  # by queue and job: its template's JSON made once
         self._metrics = PodMetrics(team_name)
         self._queued_at: dict[TaskInstanceKey, float] = {}  # time.monotonic() at queue_workload, until launched
         self._pending_adoptions = PendingAdoptions(self._adopt)
@@ -192,12 +194,18 @@ class KubernetesPodExecutor(BaseExecutor):
             self.event_buffer[ti.key] = (TaskInstanceState.QUEUED, queueing)
         return str(queueing)
 
-    def _build_pod(self, workload: workloads.ExecuteTask) -> V1Pod:
-        """Runs on a launcher thread: template (cached), pod_override merge, mutation hook."""
-        context = pod_context_for(
-            self.settings, workload.ti.queue, self.scheduler_job_id, self._template, deployment_id=self.deployment_id
-        )
-        return build_worker_pod(workload, context)
+    def _build_pod(self, workload: workloads.ExecuteTask) -> dict[str, Any]:
+        """Runs on a launcher thread: the pod's JSON body, from its queue's context (made once per queue)."""
+        cache_key = (workload.ti.queue, self.scheduler_job_id)
+        context = self._contexts.get(cache_key)
+        if context is None:
+            queue_name, job_id = cache_key
+            context = pod_context_for(
+                self.settings, queue_name, job_id, self._template, deployment_id=self.deployment_id
+            )
+            context.base_body  # noqa: B018 - made now, not by every launcher thread racing for it
+            self._contexts[cache_key] = context
+        return worker_pod_body(workload, context)
 
     def _template(self, path: str | None) -> V1Pod:
         if path is None:

@@ -21,11 +21,9 @@ threads takes each :class:`LaunchRequest` and creates its pod:
   exists (an attempt stored it though its answer was lost), so a later attempt can never make a
   second pod of that name once the first is deleted.
 - pods are built one at a time (creates still go out concurrently): building is CPU work under
-  the GIL, so concurrent builds finish no sooner; they only contend, for the GIL with the
-  scheduler's thread (stretching its heartbeat) and for the logging module's lock, which the
-  kubernetes client takes whenever one of its models creates or copies a ``Configuration``
-  (dozens of times per pod). Measured with ``benchmarks/executor_kubernetes.py`` on 2 cores:
-  2,000 pods created at about 165 a second instead of 100.
+  the GIL, so concurrent builds finish no sooner; they only contend with the scheduler's thread.
+  A build is a JSON merge from the queue's template (``pods.worker_pod_body``), tens of
+  microseconds, unless a mutation hook or an odd pod_override needs the provider's model merge.
 
 Every request gets exactly one :class:`LaunchResult`. Nothing here logs a pod: its args carry the
 workload JSON with a token; logs name the task key, pod name, namespace, attempt and error.
@@ -39,28 +37,22 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
 from tenacity.stop import stop_base
 
 from hybrid_executor.kubernetes.api import KubeApi
-from hybrid_executor.kubernetes.errors import ApiErrorKind, KubeApiError, RefusalKind, classify, is_retryable
-from hybrid_executor.kubernetes.interrupts import Interrupt, QuotaWaits
-from hybrid_executor.kubernetes.launches import LaunchRequest, LaunchResult
+from hybrid_executor.kubernetes.errors import ApiErrorKind, KubeApiError, classify, is_retryable
+from hybrid_executor.kubernetes.identity import field_of
+from hybrid_executor.kubernetes.interrupts import QuotaWaits
+from hybrid_executor.kubernetes.launches import LaunchRequest, LaunchResult, PodBody
+from hybrid_executor.kubernetes.launchjob import Expired, Interrupted, Job, OperatorWarnings, Stale, job_result
 from hybrid_executor.kubernetes.pacing import RateLimiter, stop_at, wait_retry_after, waits_for_quota
-from hybrid_executor.kubernetes.pods import PodBuildError
+from hybrid_executor.kubernetes.podbuilderror import PodBuildError
 from hybrid_executor.kubernetes.staleness import FRESH_FOR
 from hybrid_executor.metrics import BUILD, EXPIRED, OTHER, PodMetrics
 
-if TYPE_CHECKING:
-    from kubernetes.client import V1Pod
-
 log = logging.getLogger(__name__)
-
-# Refusals an operator clears (a Role, a ServiceAccount): retried, and said at once, once, with the fix.
-_OPERATOR_REFUSALS = frozenset({RefusalKind.RBAC, RefusalKind.SERVICE_ACCOUNT_MISSING})
 
 # How long a 429 without a Retry-After pauses creation (the API server's priority and fairness
 # answers 429 with Retry-After: 1, so this is only for proxies that leave it out).
@@ -68,32 +60,6 @@ DEFAULT_THROTTLE_PAUSE = 1.0
 
 # The longest backoff between creates refused for a full quota (pods ending wake them sooner).
 QUOTA_BACKOFF_MAX = 5.0
-
-
-class _Interrupted(Exception):
-    """The key was cancelled, or the launcher is stopping: stop waiting, send nothing more."""
-
-
-@dataclass(eq=False)
-class _Job:
-    request: LaunchRequest
-    pod_name: str
-    namespace: str
-    interrupt: Interrupt = field(default_factory=Interrupt)  # set by cancel() and stop(); nudged by quota_freed()
-    cancelled: bool = False
-    attempts: int = 0
-    pod: V1Pod | None = None  # once built
-    uid: str | None = None  # of the pod the last attempt created
-    last_error: KubeApiError | None = None  # of the last failed attempt, while retrying
-    submitted: float = 0.0  # on the launcher's clock
-
-
-class _Stale(Exception):
-    """The task instance is no longer queued for this launch's queueing: nothing may be created."""
-
-
-class _Expired(Exception):
-    """The launch's deadline passed: a pod created now could not run its task."""
 
 
 class PodLauncher:
@@ -142,13 +108,13 @@ class PodLauncher:
         self._quota_waits = QuotaWaits()
         self.limiter = RateLimiter(qps, burst, clock)
         self._lock = threading.Lock()
-        self._pending: dict[str, _Job] = {}  # by pod name: one launch per queueing
-        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._pending: dict[str, Job] = {}  # by pod name: one launch per queueing
+        self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._results: queue.SimpleQueue[LaunchResult] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
         self._build_lock = threading.Lock()
-        self._warned: set[tuple[str, str]] = set()  # (namespace, refusal detail) said since the last create there
+        self._warnings = OperatorWarnings()
 
     # --- called from the scheduler thread: never blocks on the network -------------------------
 
@@ -163,9 +129,10 @@ class PodLauncher:
     def submit(self, request: LaunchRequest) -> None:
         """Queue a pod creation. A pod name already pending is not queued twice."""
         if callable(request.pod):
-            job = _Job(request, pod_name=request.pod_name, namespace=request.namespace)
+            job = Job(request, pod_name=request.pod_name, namespace=request.namespace)
         else:
-            job = _Job(request, request.pod.metadata.name, request.pod.metadata.namespace, pod=request.pod)
+            metadata = field_of(request.pod, "metadata")
+            job = Job(request, field_of(metadata, "name"), field_of(metadata, "namespace"), pod=request.pod)
         job.submitted = self._clock()
         with self._lock:
             if job.pod_name in self._pending:
@@ -244,17 +211,17 @@ class PodLauncher:
                 message = f"unexpected error while creating the pod: {classify(error).message}"
                 log.error("Pod %s in %s for %s: %s", job.pod_name, job.namespace, job.request.key, message)
                 self._metrics.create_failed(error, reason=OTHER)
-                result = self._result(job, ok=False, error=message)
+                result = job_result(job, ok=False, error=message)
             self._finish(job, result)
 
-    def _finish(self, job: _Job, result: LaunchResult) -> None:
+    def _finish(self, job: Job, result: LaunchResult) -> None:
         with self._lock:  # cancel() sets job.cancelled under this lock, and only while the job is pending
             self._pending.pop(job.pod_name, None)
             if job.cancelled and not result.cancelled:  # cancelled after the create was answered
                 result = dataclasses.replace(result, cancelled=True)
         self._results.put(result)
 
-    def _launch(self, job: _Job) -> LaunchResult:
+    def _launch(self, job: Job) -> LaunchResult:
         if job.interrupt.is_set():
             return self._abandoned(job)
         if job.pod is None:
@@ -264,7 +231,7 @@ class PodLauncher:
             except PodBuildError as error:
                 log.error("Pod for %s could not be built: %s", job.request.key, error)
                 self._metrics.create_failed(error, reason=BUILD)
-                return self._result(job, ok=False, error=f"pod could not be built: {error}")
+                return job_result(job, ok=False, error=f"pod could not be built: {error}")
         stop: stop_base = stop_after_delay(self._retry_timeout)
         deadline = stop_at(job.request.deadline, self._clock) if job.request.deadline is not None else None
         if deadline is not None:
@@ -280,18 +247,18 @@ class PodLauncher:
         started = self._clock()
         try:
             created = retrying(self._attempt, job)
-        except _Interrupted:
+        except Interrupted:
             return self._abandoned(job)
-        except _Stale:
+        except Stale:
             log.info(
                 "Pod %s in %s for %s not created: the task instance is no longer queued for it",
                 job.pod_name,
                 job.namespace,
                 job.request.key,
             )
-            result = self._result(job, ok=False, error="the task instance is no longer queued", cancelled=True)
+            result = job_result(job, ok=False, error="the task instance is no longer queued", cancelled=True)
             return dataclasses.replace(result, stale=True, gave_up=job.attempts > 0)
-        except (_Expired, KubeApiError) as error:
+        except (Expired, KubeApiError) as error:
             if isinstance(error, KubeApiError) and not (deadline is not None and deadline.fired):
                 return self._failed(job, error, started)
             last_error = error if isinstance(error, KubeApiError) else job.last_error
@@ -302,7 +269,7 @@ class PodLauncher:
             )
             log.error("Pod %s in %s for %s was %s", job.pod_name, job.namespace, job.request.key, message)
             self._metrics.create_failed(last_error, reason=EXPIRED)
-            return dataclasses.replace(self._result(job, ok=False, error=f"pod {message}"), gave_up=job.attempts > 0)
+            return dataclasses.replace(job_result(job, ok=False, error=f"pod {message}"), gave_up=job.attempts > 0)
         if created:
             log.info(
                 "Created pod %s in %s for %s (attempt %d)", job.pod_name, job.namespace, job.request.key, job.attempts
@@ -315,9 +282,9 @@ class PodLauncher:
                 job.request.key,
             )
         self._metrics.created(job.request.queued_at)
-        return self._result(job, ok=True, error=None)
+        return job_result(job, ok=True, error=None)
 
-    def _failed(self, job: _Job, error: KubeApiError, started: float) -> LaunchResult:
+    def _failed(self, job: Job, error: KubeApiError, started: float) -> LaunchResult:
         if error.kind is ApiErrorKind.RETRYABLE:
             elapsed = self._clock() - started
             message = (
@@ -328,27 +295,27 @@ class PodLauncher:
             message = str(error)
         log.error("Pod %s in %s for %s was not created: %s", job.pod_name, job.namespace, job.request.key, message)
         self._metrics.create_failed(error)
-        result = self._result(job, ok=False, error=message)
+        result = job_result(job, ok=False, error=message)
         return dataclasses.replace(result, gave_up=error.kind is ApiErrorKind.RETRYABLE)
 
     @staticmethod
-    def _build(job: _Job) -> V1Pod:
+    def _build(job: Job) -> PodBody:
         assert callable(job.request.pod)
         pod = job.request.pod()
         # pod_override may move the pod to another watched namespace: report where it really is.
         # (Its name is the one asked for: the pod's identity is applied after any override.)
-        job.namespace = pod.metadata.namespace
+        job.namespace = field_of(field_of(pod, "metadata"), "namespace")
         return pod
 
-    def _attempt(self, job: _Job) -> bool:
+    def _attempt(self, job: Job) -> bool:
         """One create request, when the rate limit allows; True if created, False if it already existed."""
         if job.interrupt.is_set() or not self.limiter.acquire(job.interrupt.wait) or job.interrupt.is_set():
-            raise _Interrupted
+            raise Interrupted
         if job.request.deadline is not None and self._clock() >= job.request.deadline:
-            raise _Expired
+            raise Expired
         wanted = job.request.still_wanted
         if wanted is not None and (job.attempts or self._clock() - job.submitted > FRESH_FOR) and not wanted():
-            raise _Stale
+            raise Stale
         job.attempts += 1
         try:
             assert job.pod is not None
@@ -363,16 +330,16 @@ class PodLauncher:
                 log.warning("The API server throttles pod creation (429): every launch waits %.1fs", pause)
             raise
         job.uid = (created.get("metadata") or {}).get("uid")
-        self._cleared(job.namespace)
+        self._warnings.cleared(job.namespace)
         return True
 
-    def _sleep(self, job: _Job, seconds: float) -> None:
+    def _sleep(self, job: Job, seconds: float) -> None:
         if waits_for_quota(job.last_error):
             interrupted = self._quota_waits.wait(job.namespace, job.interrupt, seconds)
         else:
             interrupted = job.interrupt.wait(seconds)
         if interrupted:
-            raise _Interrupted
+            raise Interrupted
 
     def _backoff(self, state: RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome is not None else None
@@ -380,36 +347,12 @@ class PodLauncher:
             return self._quota_wait(state)
         return self._wait(state)
 
-    def _warn_operator(self, job: _Job, error: KubeApiError) -> None:
-        """An RBAC or ServiceAccount refusal: one warning with the fix, not one per task and retry."""
-        refusal = error.refusal
-        if refusal is None or refusal.kind not in _OPERATOR_REFUSALS:
-            return
-        said = (job.namespace, refusal.detail)
-        with self._lock:
-            if said in self._warned:
-                return
-            self._warned.add(said)
-        log.warning(
-            "Pods in namespace %s cannot be created until an operator acts: %s. Fix: %s. Every launch there "
-            "retries with backoff meanwhile (within [hybrid_executor] pod_creation_retry_timeout)",
-            job.namespace,
-            error.message,
-            refusal.hint,
-        )
-
-    def _cleared(self, namespace: str) -> None:
-        if not self._warned:
-            return
-        with self._lock:
-            self._warned = {said for said in self._warned if said[0] != namespace}
-
-    def _log_retry(self, job: _Job, state: RetryCallState) -> None:
+    def _log_retry(self, job: Job, state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome is not None else None
         self._metrics.create_retried(error)
         if isinstance(error, KubeApiError):
             job.last_error = error
-            self._warn_operator(job, error)
+            self._warnings.warn(job.namespace, error)
         log.warning(
             "Creating pod %s in %s for %s failed (attempt %d): %s; next attempt in %.2fs",
             job.pod_name,
@@ -420,21 +363,9 @@ class PodLauncher:
             state.upcoming_sleep,
         )
 
-    def _abandoned(self, job: _Job) -> LaunchResult:
+    def _abandoned(self, job: Job) -> LaunchResult:
         why = "the pod launcher stopped" if self._stopping.is_set() and not job.cancelled else "cancelled"
-        return self._result(job, ok=False, error=f"{why} before the pod was created", cancelled=True)
-
-    def _result(self, job: _Job, *, ok: bool, error: str | None, cancelled: bool | None = None) -> LaunchResult:
-        return LaunchResult(
-            key=job.request.key,
-            ok=ok,
-            pod_name=job.pod_name,
-            namespace=job.namespace,
-            error=error,
-            attempts=job.attempts,
-            cancelled=job.cancelled if cancelled is None else cancelled,
-            uid=job.uid if ok else None,
-        )
+        return job_result(job, ok=False, error=f"{why} before the pod was created", cancelled=True)
 
 
 __all__ = ["DEFAULT_THROTTLE_PAUSE", "LaunchRequest", "LaunchResult", "PodLauncher", "RateLimiter", "wait_retry_after"]

@@ -2,27 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 if TYPE_CHECKING:
     from airflow.models.taskinstancekey import TaskInstanceKey
     from kubernetes.client import V1Pod
 
+# A pod to create: its JSON body (what the executor's builder makes), or a model.
+PodBody: TypeAlias = "Mapping[str, Any] | V1Pod"
+
 
 @dataclass(frozen=True)
 class LaunchRequest:
-    """A pod to create for ``key``: the pod itself, or how to build it.
+    """A pod to create for ``key``: the pod itself (JSON or a model), or how to build it.
 
-    Building a worker pod (template, pod_override merge, mutation hook) costs milliseconds; a
+    Building a worker pod (template, pod_override merge, mutation hook) is CPU work; a
     builder runs on a launcher thread so the scheduler's thread never pays it. A builder needs
     ``pod_name`` and ``namespace`` up front (the pod's name is derived from the task key and the
     queueing anyway). The launch is known by ``pod_name``.
     """
 
     key: TaskInstanceKey
-    pod: V1Pod | Callable[[], V1Pod]  # with metadata.name and metadata.namespace set
+    pod: PodBody | Callable[[], PodBody]  # with metadata.name and metadata.namespace set
     pod_name: str = ""
     namespace: str = ""
     # On the launcher's clock: no create is sent after it (the workload's token would expire before
@@ -59,4 +62,4 @@ class LaunchResult:
     stale: bool = False  # with cancelled: the task instance moved on (no longer queued for this queueing)
 
 
-__all__ = ["LaunchRequest", "LaunchResult"]
+__all__ = ["LaunchRequest", "LaunchResult", "PodBody"]

@@ -1,13 +1,21 @@
-"""Workload -> worker pod, and worker pod -> task key.
+"""Workload -> worker pod: the JSON body the launcher sends, exactly as the stock merge makes it.
 
-The pod of a Kubernetes-routed task is built exactly as the stock KubernetesExecutor builds it on
-Airflow 3, by the cncf-kubernetes provider's own code: ``PodGenerator.construct_pod`` merges the
-pod template, the executor's dynamic pod (container ``base``, the ``execute_workload`` command,
-the image) and the task's ``executor_config["pod_override"]``, then runs ``pod_mutation_hook``
-from ``airflow_local_settings``. A task's ``executor_config["pod_template_file"]`` replaces the
-queue's (or the global) template, as it does in the stock executor.
+The pod of a Kubernetes-routed task is what the stock KubernetesExecutor builds on Airflow 3 with
+the cncf-kubernetes provider's ``PodGenerator.construct_pod``: the pod template, the executor's
+dynamic pod (container ``base``, the ``execute_workload`` command, the image) and the task's
+``executor_config["pod_override"]`` merged by ``PodGenerator.reconcile_pods``, then
+``pod_mutation_hook`` from ``airflow_local_settings``. A task's ``executor_config["pod_template_file"]``
+replaces the queue's (or the global) template, as it does in the stock executor.
 
-On top of that merge, the pod gets its identity (:mod:`hybrid_executor.kubernetes.identity`, whose
+Fast path, for every pod when no mutation hook is defined: the same merge on JSON
+(:mod:`hybrid_executor.kubernetes.podmerge`), from the template's JSON made once per queue
+(:attr:`PodContext.base_body`), into a plain dict, which the client sends as it is. The provider's
+own ``construct_pod`` on models (a few milliseconds a pod, where the JSON merge takes tens of
+microseconds) runs only when a mutation hook is defined (the hook is given a V1Pod, as in stock
+Airflow) or a pod_override holds something its model types do not say (see ``podmerge.well_typed``);
+``tests/kubernetes/test_pod_bodies.py`` checks both ways give the same pod, on generated overrides.
+
+On top of the merge, the pod gets its identity (:mod:`hybrid_executor.kubernetes.identity`, whose
 names are re-exported here): a name derived from the task key *and the queueing*, the labels our
 watcher and adoption select on, and annotations holding the exact key and the queueing's id. It is
 applied after the mutation hook, so neither a pod_override nor the hook can break it.
@@ -21,25 +29,17 @@ workload's token (the workload JSON in the pod's args does; log pods with
 
 from __future__ import annotations
 
-import copy
-import json
 import logging
 import os
-import re
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-import yaml
 from airflow.models.taskinstancekey import TaskInstanceKey
 from airflow.providers.cncf.kubernetes.exceptions import PodMutationHookException, PodReconciliationError
-from airflow.providers.cncf.kubernetes.pod_generator import (
-    PodGenerator,
-    workload_to_command_args,
-)
-from airflow.utils import yaml as airflow_yaml
-from kubernetes.client import Configuration
+from airflow.providers.cncf.kubernetes.pod_generator import PodGenerator, workload_to_command_args
 from kubernetes.client import models as k8s
 
 from hybrid_executor.kubernetes.identity import (
@@ -50,7 +50,6 @@ from hybrid_executor.kubernetes.identity import (
     LABEL_SCHEDULER_JOB,
     MANAGED_BY,
     WORKER_CONTAINER,
-    field_of,
     identity_annotations,
     identity_labels,
     pod_name_for,
@@ -59,6 +58,17 @@ from hybrid_executor.kubernetes.identity import (
     scheduler_job_labels,
     selector_for_scheduler,
     task_key_from_pod,
+)
+from hybrid_executor.kubernetes.podbuilderror import PodBuildError
+from hybrid_executor.kubernetes.podmerge import copy_json, reconcile_pods, well_typed
+from hybrid_executor.kubernetes.podsecrets import redact_token, redacted_pod_summary
+from hybrid_executor.kubernetes.podtemplates import (
+    base_pod_template,
+    from_json,
+    load_pod_template,
+    private_copy,
+    template_body,
+    to_json,
 )
 
 if TYPE_CHECKING:
@@ -81,6 +91,7 @@ __all__ = [
     "base_pod_template",
     "build_worker_pod",
     "load_pod_template",
+    "mutation_hook_defined",
     "pod_context_for",
     "pod_name_for",
     "pod_selector_for_try",
@@ -90,31 +101,13 @@ __all__ = [
     "scheduler_job_labels",
     "selector_for_scheduler",
     "task_key_from_pod",
+    "worker_pod_body",
 ]
 
 log = logging.getLogger(__name__)
 _RESTART_POLICIES_SAID: set[tuple[str, str]] = set()  # (namespace, policy) warned of: a few at most
-_JWT = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
-_MASK = "***"
 _SUMMARY_MAX = 500
-
-
-class PodBuildError(Exception):
-    """A task's pod cannot be built. The message says what, for which task, and the fix.
-
-    It is written for the task's event log and the scheduler log: it never contains the
-    workload's token. The original exception is not chained (its message or traceback might
-    hold the pod, args included); ``detail`` keeps its traceback, redacted, for the scheduler log.
-    """
-
-    def __init__(self, message: str, *, key: TaskInstanceKey | None = None, detail: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.key = key
-        self.detail = detail
-
-    def __str__(self) -> str:
-        return self.message
+_WORKER_ENV = {"name": "AIRFLOW_IS_K8S_EXECUTOR_POD", "value": "True"}  # construct_pod's, on every worker
 
 
 @dataclass(frozen=True)
@@ -132,142 +125,10 @@ class PodContext:
     any_namespace: bool = False
     deployment_id: str | None = None  # the hybrid-executor/deployment label; None: no such label
 
-
-class _SharedConfiguration(Configuration):  # type: ignore[misc]
-    """A client Configuration that deep-copies as itself.
-
-    Every kubernetes model holds a Configuration, used only for client-side validation, and
-    PodGenerator's merge deep-copies models many times over; copying a Configuration resets its
-    loggers' levels, which clears the cache of every logger in the process. Giving our models
-    this one read-only instance makes a pod build up to twice as cheap (measured: 10 -> 5.5 ms
-    with a pod_override, in a process with 240 loggers; a scheduler has more).
-    """
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> _SharedConfiguration:
-        return self
-
-
-_SHARED_CONFIGURATION = _SharedConfiguration()
-
-
-def _share_configuration(obj: Any) -> None:
-    if isinstance(obj, list):
-        for item in obj:
-            _share_configuration(item)
-    elif isinstance(obj, dict):
-        for item in obj.values():
-            _share_configuration(item)
-    elif hasattr(obj, "openapi_types") and hasattr(obj, "local_vars_configuration"):
-        obj.local_vars_configuration = _SHARED_CONFIGURATION
-        for attribute in obj.openapi_types:
-            _share_configuration(getattr(obj, attribute, None))
-
-
-def _private_copy(pod: k8s.V1Pod) -> k8s.V1Pod:
-    # PodGenerator's merge keeps references into the base pod and the mutation hook changes the
-    # result in place: each build gets its own copy, so a cached template is never altered.
-    result = copy.deepcopy(pod)
-    _share_configuration(result)
-    return result
-
-
-# --- secrets ---------------------------------------------------------------------------------
-
-
-def redact_token(text: str, token: str | None = None) -> str:
-    """``text`` with ``token`` and anything shaped like a JWT replaced by ``***``."""
-    if token:
-        text = text.replace(token, _MASK)
-    return _JWT.sub(_MASK, text)
-
-
-def _redact_arg(arg: str) -> str:
-    if arg.startswith("{"):
-        try:
-            payload = json.loads(arg)
-        except ValueError:
-            payload = None
-        if isinstance(payload, dict) and "token" in payload:
-            payload["token"] = _MASK
-            return redact_token(json.dumps(payload, separators=(",", ":")))
-    return redact_token(arg)
-
-
-def redacted_pod_summary(pod: k8s.V1Pod | Mapping[str, Any]) -> dict[str, Any]:
-    """A loggable summary of a pod (model or raw JSON): identity, images, commands; token masked.
-
-    Environment variables are listed by name only: templates may carry secrets in values.
-    """
-    metadata = field_of(pod, "metadata")
-    spec = field_of(pod, "spec")
-
-    def containers(attribute: str, json_key: str) -> list[dict[str, Any]]:
-        summary = []
-        for container in field_of(spec, attribute, json_key) or []:
-            summary.append(
-                {
-                    "name": field_of(container, "name"),
-                    "image": field_of(container, "image"),
-                    "command": [_redact_arg(str(a)) for a in field_of(container, "command") or []],
-                    "args": [_redact_arg(str(a)) for a in field_of(container, "args") or []],
-                    "env": [field_of(e, "name") for e in field_of(container, "env") or []],
-                }
-            )
-        return summary
-
-    return {
-        "name": field_of(metadata, "name"),
-        "namespace": field_of(metadata, "namespace"),
-        "labels": dict(field_of(metadata, "labels") or {}),
-        "annotations": {k: redact_token(str(v)) for k, v in (field_of(metadata, "annotations") or {}).items()},
-        "init_containers": containers("init_containers", "initContainers"),
-        "containers": containers("containers", "containers"),
-    }
-
-
-# --- templates and building ------------------------------------------------------------------
-
-
-def load_pod_template(path: str) -> k8s.V1Pod:
-    """Read a pod template file (YAML or JSON) into a V1Pod; PodBuildError names the file and why.
-
-    The stock executor reads it with ``PodGenerator.deserialize_model_file``, which logs a
-    warning and carries on with an empty pod when the file is missing; we read and check the
-    document ourselves, then deserialize it with the same ``deserialize_model_dict``.
-    """
-    fix = "point [kubernetes_executor] pod_template_file (or the queue's or the task's) at a Pod manifest"
-    if not os.path.isfile(path):
-        raise PodBuildError(f"pod template file {path!r} does not exist or is not a file; {fix}")
-    try:
-        with open(path, encoding="utf-8") as stream:
-            document = airflow_yaml.safe_load(stream)  # the loader deserialize_model_file uses
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-        raise PodBuildError(f"pod template file {path!r} cannot be read as one YAML document: {error}; {fix}") from None
-    if not isinstance(document, dict):
-        got = "an empty file" if document is None else f"a YAML {type(document).__name__}"
-        raise PodBuildError(f"pod template file {path!r} holds {got}, not a Pod manifest (a mapping); {fix}")
-    kind, api_version = document.get("kind", "Pod"), document.get("apiVersion", "v1")
-    if kind != "Pod" or api_version != "v1":
-        raise PodBuildError(
-            f"pod template file {path!r} is apiVersion {api_version!r} kind {kind!r}, not v1 Pod; "
-            f"{fix} (a bare Pod, not a Deployment, Job or List)"
-        )
-    try:
-        pod = PodGenerator.deserialize_model_dict(document)
-    except Exception as error:
-        raise PodBuildError(f"pod template file {path!r} is not a valid Pod: {error}; {fix}") from None
-    _share_configuration(pod)
-    return pod
-
-
-def base_pod_template(path: str | None) -> k8s.V1Pod:
-    """The pod a queue's pods start from: its template file, or without one the stock executor's minimal pod."""
-    if path is None:
-        return k8s.V1Pod(
-            metadata=k8s.V1ObjectMeta(),
-            spec=k8s.V1PodSpec(restart_policy="Never", containers=[k8s.V1Container(name="base")]),
-        )
-    return load_pod_template(path)
+    @cached_property
+    def base_body(self) -> dict[str, Any]:
+        """``base_pod`` as JSON, made once per context (the executor keeps one context per queue); never modified."""
+        return template_body(self.base_pod)
 
 
 def pod_context_for(
@@ -329,13 +190,14 @@ def _pod_override(executor_config: Mapping[str, Any], key: TaskInstanceKey) -> k
         )
     # The provider's own reading of executor_config, for the same semantics (checked above).
     result = PodGenerator.from_obj(dict(executor_config))
-    return _private_copy(result) if isinstance(result, k8s.V1Pod) else None
+    return result if isinstance(result, k8s.V1Pod) else None
 
 
-def _base_pod(executor_config: Mapping[str, Any], context: PodContext, key: TaskInstanceKey) -> k8s.V1Pod:
+def _task_template(executor_config: Mapping[str, Any], key: TaskInstanceKey) -> k8s.V1Pod | None:
+    """The task's own ``pod_template_file``, read; None: the queue's or the global one (as the stock executor)."""
     path = executor_config.get("pod_template_file")
-    if not path:  # None or "": the queue's or global template, as in the stock executor
-        return _private_copy(context.base_pod)
+    if not path:  # None or ""
+        return None
     if not isinstance(path, (str, os.PathLike)):
         raise PodBuildError(
             f"{_describe(key)}: executor_config['pod_template_file'] is a {type(path).__name__}, "
@@ -350,25 +212,104 @@ def _base_pod(executor_config: Mapping[str, Any], context: PodContext, key: Task
         ) from None
 
 
-def build_worker_pod(workload: ExecuteTask, context: PodContext) -> k8s.V1Pod:
-    """The pod that runs ``workload``: template, dynamic pod, pod_override, mutation hook, identity.
+def mutation_hook_defined() -> bool:
+    """Whether ``pod_mutation_hook`` does anything: one in ``airflow_local_settings`` or a policy plugin.
+
+    Airflow's own ``airflow.settings.pod_mutation_hook`` calls the policy plugins' hooks, and has
+    none by default; ``airflow_local_settings`` registers its function as one (or, if it cannot,
+    replaces ``airflow.settings.pod_mutation_hook`` itself).
+    """
+    from airflow import settings
+
+    hook = settings.pod_mutation_hook
+    where = (getattr(hook, "__module__", None), getattr(hook, "__name__", None))
+    if where != ("airflow.settings", "pod_mutation_hook"):  # replaced by airflow_local_settings (or a test)
+        return True
+    return bool(settings.get_policy_plugin_manager().hook.pod_mutation_hook.get_hookimpls())
+
+
+def worker_pod_body(workload: ExecuteTask, context: PodContext) -> dict[str, Any]:
+    """The pod that runs ``workload``, as the JSON body of its create: merge, mutation hook, identity.
 
     Base: the task's ``executor_config["pod_template_file"]`` if set, else ``context.base_pod``.
     Image: the pod_override's if it has one, else ``context.image``, else the template's.
     Raises PodBuildError (message without the token) when the pod cannot be built.
+    The body is the caller's own (nothing else holds any part of it).
     """
     key: TaskInstanceKey = workload.ti.key
-    token = workload.token
     executor_config: Mapping[str, Any] = workload.ti.executor_config or {}
     if not isinstance(executor_config, Mapping):
         raise PodBuildError(f"{_describe(key)}: executor_config is not a dict", key=key)
     override = _pod_override(executor_config, key)
-    base = _base_pod(executor_config, context, key)
+    task_template = _task_template(executor_config, key)
     queueing = getattr(workload.ti, "external_executor_id", None) or ""
     name = pod_name_for(key, queueing)
 
+    if mutation_hook_defined() or (override is not None and not well_typed(override)):
+        base = private_copy(context.base_pod) if task_template is None else task_template
+        body = to_json(_construct_pod(workload, context, name, base, override and private_copy(override)))
+    else:
+        base_body = context.base_body if task_template is None else template_body(task_template)
+        override_body = to_json(override) if override is not None else None
+        dynamic = _dynamic_pod(workload, context, name, _image_of(override, context))
+        # reduce(reconcile_pods, [template, dynamic pod, pod_override]), as construct_pod does.
+        body = copy_json(reconcile_pods(reconcile_pods(base_body, dynamic), override_body))
+
+    _apply_identity(body, key, name, queueing, context)
+    _run_once(body, context)
+    body["metadata"]["annotations"][ANNOTATION_TASK_INSTANCE_ID] = str(workload.ti.id)
+    _check_buildable(body, key, context)
+    return body
+
+
+def build_worker_pod(workload: ExecuteTask, context: PodContext) -> k8s.V1Pod:
+    """:func:`worker_pod_body` as a V1Pod, for those who read the pod (``render-pod``, ``doctor``)."""
+    return from_json(worker_pod_body(workload, context))
+
+
+def _image_of(override: k8s.V1Pod | None, context: PodContext) -> str | None:
+    """construct_pod's image: the pod_override's first container's, else the worker image (None: the template's)."""
     try:
-        pod = PodGenerator.construct_pod(
+        image = override.spec.containers[0].image  # type: ignore[union-attr]
+    except Exception:  # no override, no spec, no containers: as construct_pod reads it
+        return context.image
+    return image or context.image
+
+
+def _dynamic_pod(workload: ExecuteTask, context: PodContext, name: str, image: str | None) -> dict[str, Any]:
+    """The JSON of construct_pod's dynamic pod (the executor's part between the template and the override)."""
+    key: TaskInstanceKey = workload.ti.key
+    annotations = {"dag_id": key.dag_id, "task_id": key.task_id, "try_number": str(key.try_number)}
+    if key.map_index >= 0:
+        annotations["map_index"] = str(key.map_index)
+    if key.run_id:
+        annotations["run_id"] = key.run_id
+    labels: dict[str, str] = PodGenerator.build_labels_for_k8s_executor_pod(  # type: ignore[no-untyped-call]
+        dag_id=key.dag_id,
+        task_id=key.task_id,
+        try_number=key.try_number,
+        airflow_worker=context.scheduler_job_id,
+        map_index=key.map_index,
+        logical_date=None,
+        run_id=key.run_id,
+    )
+    container: dict[str, Any] = {"name": WORKER_CONTAINER, "args": workload_to_command_args(workload)}
+    if image is not None:
+        container["image"] = image
+    container["env"] = [dict(_WORKER_ENV)]
+    metadata: dict[str, Any] = {"annotations": annotations, "name": name, "labels": labels}
+    if context.namespace is not None:
+        metadata["namespace"] = context.namespace
+    return {"metadata": metadata, "spec": {"containers": [container]}}
+
+
+def _construct_pod(
+    workload: ExecuteTask, context: PodContext, name: str, base: k8s.V1Pod, override: k8s.V1Pod | None
+) -> k8s.V1Pod:
+    """The provider's construct_pod on models, mutation hook included (errors turned into PodBuildError)."""
+    key: TaskInstanceKey = workload.ti.key
+    try:
+        return PodGenerator.construct_pod(
             dag_id=key.dag_id,
             task_id=key.task_id,
             pod_id=name,
@@ -386,7 +327,7 @@ def build_worker_pod(workload: ExecuteTask, context: PodContext) -> k8s.V1Pod:
             with_mutation_hook=True,
         )
     except PodReconciliationError as error:
-        summary, detail = _cause_text(error, token)
+        summary, detail = _cause_text(error, workload.token)
         raise PodBuildError(
             f"{_describe(key)}: executor_config['pod_override'] cannot be merged into the pod template "
             f"({summary}); fix the pod_override (lists such as env, volumes and ports must be lists)",
@@ -394,7 +335,7 @@ def build_worker_pod(workload: ExecuteTask, context: PodContext) -> k8s.V1Pod:
             detail=detail,
         ) from None
     except PodMutationHookException as error:
-        summary, detail = _cause_text(error, token)
+        summary, detail = _cause_text(error, workload.token)
         raise PodBuildError(
             f"{_describe(key)}: pod_mutation_hook in airflow_local_settings raised {summary}; "
             "fix the hook (the scheduler log has its traceback)",
@@ -402,26 +343,20 @@ def build_worker_pod(workload: ExecuteTask, context: PodContext) -> k8s.V1Pod:
             detail=detail,
         ) from None
 
-    _apply_identity(pod, key, name, queueing, context)
-    _run_once(pod, context)
-    pod.metadata.annotations[ANNOTATION_TASK_INSTANCE_ID] = str(workload.ti.id)
-    _check_buildable(pod, key, context)
-    return pod
 
-
-def _apply_identity(pod: k8s.V1Pod, key: TaskInstanceKey, name: str, queueing: str, context: PodContext) -> None:
+def _apply_identity(body: dict[str, Any], key: TaskInstanceKey, name: str, queueing: str, context: PodContext) -> None:
     """Our name, labels and annotations, over whatever the override or the hook set."""
-    if pod.metadata is None:
-        pod.metadata = k8s.V1ObjectMeta(local_vars_configuration=_SHARED_CONFIGURATION)
-    metadata = pod.metadata
-    metadata.name = name  # one pod per queueing: no override or hook may rename it
-    metadata.generate_name = None
-    metadata.namespace = metadata.namespace or context.namespace
-    metadata.labels = identity_labels(metadata.labels, key, context.scheduler_job_id, context.deployment_id)
-    metadata.annotations = identity_annotations(metadata.annotations, key, queueing)
+    metadata = body.get("metadata")
+    if metadata is None:
+        metadata = body["metadata"] = {}
+    metadata["name"] = name  # one pod per queueing: no override or hook may rename it
+    metadata.pop("generateName", None)
+    metadata["namespace"] = metadata.get("namespace") or context.namespace
+    metadata["labels"] = identity_labels(metadata.get("labels"), key, context.scheduler_job_id, context.deployment_id)
+    metadata["annotations"] = identity_annotations(metadata.get("annotations"), key, queueing)
 
 
-def _run_once(pod: k8s.V1Pod, context: PodContext) -> None:
+def _run_once(body: dict[str, Any], context: PodContext) -> None:
     """``restartPolicy: Never``, whatever the template or the pod_override says.
 
     A worker pod runs one try of one task: a container restarted by Always or OnFailure (the API's
@@ -429,9 +364,10 @@ def _run_once(pod: k8s.V1Pod, context: PodContext) -> None:
     leaves the template's value; correcting it is safe, and a policy set to anything else is said
     once per namespace and value, so the template gets fixed.
     """
-    if pod.spec is None:
+    spec = body.get("spec")
+    if spec is None:
         return
-    policy = pod.spec.restart_policy
+    policy = spec.get("restartPolicy")
     if policy != "Never" and policy is not None and (context.namespace, policy) not in _RESTART_POLICIES_SAID:
         _RESTART_POLICIES_SAID.add((context.namespace, policy))
         log.warning(
@@ -440,12 +376,12 @@ def _run_once(pod: k8s.V1Pod, context: PodContext) -> None:
             context.namespace,
             policy,
         )
-    pod.spec.restart_policy = "Never"
+    spec["restartPolicy"] = "Never"
 
 
-def _check_buildable(pod: k8s.V1Pod, key: TaskInstanceKey, context: PodContext) -> None:
+def _check_buildable(body: dict[str, Any], key: TaskInstanceKey, context: PodContext) -> None:
     """What the API would refuse later, or a pod no watcher would see, refused now with a fix."""
-    namespace = pod.metadata.namespace
+    namespace = body["metadata"].get("namespace")
     if namespace != context.namespace and namespace not in context.allowed_namespaces and not context.any_namespace:
         watched = sorted({context.namespace, *context.allowed_namespaces})
         raise PodBuildError(
@@ -456,8 +392,9 @@ def _check_buildable(pod: k8s.V1Pod, key: TaskInstanceKey, context: PodContext) 
             "[kubernetes_executor] multi_namespace_mode_namespace_list (with multi_namespace_mode)",
             key=key,
         )
-    containers = pod.spec.containers if pod.spec is not None else None
-    if not containers or not containers[0].image:
+    spec = body.get("spec")
+    containers = spec.get("containers") if spec is not None else None
+    if not containers or not containers[0].get("image"):
         raise PodBuildError(
             f"{_describe(key)}: the worker container 'base' has no image; set "
             "[kubernetes_executor] worker_container_repository and worker_container_tag, or an "
