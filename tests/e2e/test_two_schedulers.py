@@ -105,7 +105,7 @@ def _wait(condition: Callable[[], bool], what: str, timeout: float) -> None:
 
 def _job_of(log: Path) -> int | None:
     """The scheduler job a scheduler runs as: its pod watcher logs the selector, which names it."""
-    found = re.search(r"pod watcher \S+: started \(selector '[^']*scheduler-job=(\d+)'", log.read_text())
+    found = re.search(r"pod watcher \S+: started \(selector '[^']*scheduler-job=(\d+)[,']", log.read_text())
     return int(found.group(1)) if found else None
 
 
