@@ -62,6 +62,25 @@ def warnings_said() -> Iterator[list[str]]:
     logger.removeHandler(handler)
 
 
+@pytest.fixture
+def launch_waiting(
+    kube_route: str,
+    queue_run: Callable[..., list[Any]],
+    kube_api: LocalKubeAPI,
+    namespace: str,
+    no_room: Callable[[], None],
+) -> Callable[[Any], tuple[Any, str]]:
+    """Queue task "ok" on ``executor``; its queued task and pod once the pod waits for a node."""
+
+    def launch(executor: Any) -> tuple[Any, str]:
+        [queued] = queue_run(kube_route, executor, ["ok"])
+        queue_all(executor, [queued])
+        _wait_unschedulable(executor, kube_api, namespace, queued.pod_name)
+        return queued, queued.pod_name
+
+    return launch
+
+
 def _second_pod(executor: Any, history: PodHistory, first: str) -> str:
     heartbeat_until(executor, lambda: len(history.names()) >= 2, what="a new pod")
     [second] = history.names() - {first}
@@ -112,21 +131,17 @@ def _quiet(executor: Any, beats: int = 10) -> dict[Any, Any]:
 
 def test_a_pod_failed_before_its_task_started_gets_one_new_pod_and_the_task_succeeds(
     executors: Executors,
-    kube_route: str,
-    queue_run: Callable[..., list[Any]],
     kube_api: LocalKubeAPI,
     namespace: str,
     pod_history: PodHistory,
     no_room: Callable[[], None],
+    launch_waiting: Callable[[Any], tuple[Any, str]],
     warnings_said: list[str],
 ) -> None:
     from airflow.utils.state import TaskInstanceState
 
     executor = executors.start(delete_worker_pods="True", delete_worker_pods_on_failure="True")
-    [queued] = queue_run(kube_route, executor, ["ok"])
-    first = queued.pod_name
-    queue_all(executor, [queued])
-    _wait_unschedulable(executor, kube_api, namespace, first)
+    queued, first = launch_waiting(executor)
 
     _fail(kube_api, namespace, first, "ContainerCannotRun")
     second = _second_pod(executor, pod_history, first)
@@ -152,20 +167,15 @@ def test_a_pod_failed_before_its_task_started_gets_one_new_pod_and_the_task_succ
 
 def test_a_second_failure_before_start_fails_the_task_with_that_pods_message(
     executors: Executors,
-    kube_route: str,
-    queue_run: Callable[..., list[Any]],
     kube_api: LocalKubeAPI,
     namespace: str,
     pod_history: PodHistory,
-    no_room: Callable[[], None],
+    launch_waiting: Callable[[Any], tuple[Any, str]],
 ) -> None:
     from airflow.utils.state import TaskInstanceState
 
     executor = executors.start()  # delete_worker_pods False (the tests' default): both failed pods stay
-    [queued] = queue_run(kube_route, executor, ["ok"])
-    first = queued.pod_name
-    queue_all(executor, [queued])
-    _wait_unschedulable(executor, kube_api, namespace, first)
+    queued, first = launch_waiting(executor)
     _fail(kube_api, namespace, first, "ContainerCannotRun")
     _fail(kube_api, namespace, first, "ContainerCannotRun")  # a second Failed event of the same pod: one new pod
     second = _second_pod(executor, pod_history, first)
@@ -192,12 +202,10 @@ def test_a_second_failure_before_start_fails_the_task_with_that_pods_message(
 def test_a_pod_failure_fails_the_task_at_once(
     executors: Executors,
     executor_config: Callable[..., None],
-    kube_route: str,
-    queue_run: Callable[..., list[Any]],
     kube_api: LocalKubeAPI,
     namespace: str,
     pod_history: PodHistory,
-    no_room: Callable[[], None],
+    launch_waiting: Callable[[Any], tuple[Any, str]],
     reason: str,
     options: dict[str, str],
     ran: bool,
@@ -210,10 +218,7 @@ def test_a_pod_failure_fails_the_task_at_once(
     for option, value in options.items():
         executor_config("kubernetes_executor", option, value)  # the stock option, as a stock user sets it
     executor = executors.start()
-    [queued] = queue_run(kube_route, executor, ["ok"])
-    first = queued.pod_name
-    queue_all(executor, [queued])
-    _wait_unschedulable(executor, kube_api, namespace, first)
+    queued, first = launch_waiting(executor)
     if ran:  # its task process started (and set it running) before the pod failed
         with create_session() as session:
             session.execute(
@@ -232,18 +237,13 @@ def test_a_pod_failure_fails_the_task_at_once(
 
 def test_a_revoke_while_the_new_pod_is_being_created_stops_it(
     executors: Executors,
-    kube_route: str,
-    queue_run: Callable[..., list[Any]],
     kube_api: LocalKubeAPI,
     namespace: str,
     pod_history: PodHistory,
-    no_room: Callable[[], None],
+    launch_waiting: Callable[[Any], tuple[Any, str]],
 ) -> None:
     executor = executors.start()
-    [queued] = queue_run(kube_route, executor, ["ok"])
-    first = queued.pod_name
-    queue_all(executor, [queued])
-    _wait_unschedulable(executor, kube_api, namespace, first)
+    queued, first = launch_waiting(executor)
     outage = kube_api.faults.add("create", "pods", pods_path(namespace), status=503)
 
     _fail(kube_api, namespace, first, "ContainerCannotRun")
