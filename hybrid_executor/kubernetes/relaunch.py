@@ -37,7 +37,7 @@ import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hybrid_executor.kubernetes.identity import ANNOTATION_RELAUNCH, pod_name_for
 from hybrid_executor.kubernetes.launches import LaunchRequest
@@ -48,7 +48,6 @@ from hybrid_executor.kubernetes.workload_token import launch_deadline
 if TYPE_CHECKING:
     from airflow.executors.workloads import ExecuteTask
     from airflow.models.taskinstancekey import TaskInstanceKey
-    from kubernetes.client import V1Pod
 
     from hybrid_executor.kubernetes.podstate import PodOutcome
     from hybrid_executor.settings import KubernetesSettings
@@ -87,7 +86,7 @@ class Relauncher:
         )
 
     def next_launch(
-        self, pod: TrackedPod, outcome: PodOutcome, build: Callable[[ExecuteTask], V1Pod]
+        self, pod: TrackedPod, outcome: PodOutcome, build: Callable[[ExecuteTask], dict[str, Any]]
     ) -> tuple[TrackedPod, LaunchRequest]:
         """The entry and the launch of the new pod after ``pod`` failed with ``outcome``."""
         workload = pod.workload
@@ -149,12 +148,15 @@ class _PreStartCheck:
         return True
 
 
-def _build_relaunch(build: Callable[[ExecuteTask], V1Pod], workload: ExecuteTask, name: str, number: int) -> V1Pod:
-    """The queueing's pod as ``build`` makes it (on a launcher thread), under the new pod's name."""
-    pod = build(workload)
-    pod.metadata.name = name
-    pod.metadata.annotations = {**(pod.metadata.annotations or {}), ANNOTATION_RELAUNCH: str(number)}
-    return pod
+def _build_relaunch(
+    build: Callable[[ExecuteTask], dict[str, Any]], workload: ExecuteTask, name: str, number: int
+) -> dict[str, Any]:
+    """The queueing's pod body as ``build`` makes it (on a launcher thread), under the new pod's name."""
+    body = build(workload)
+    metadata = body["metadata"]
+    metadata["name"] = name
+    metadata["annotations"] = {**(metadata.get("annotations") or {}), ANNOTATION_RELAUNCH: str(number)}
+    return body
 
 
 __all__ = ["EVENT", "Relauncher"]

@@ -105,7 +105,9 @@ def test_the_new_pods_launch_asks_the_database_first_and_carries_the_old_pods_fa
 
     pod = _tracked(workload=SimpleNamespace(token=jwt.encode({"exp": int(time.time()) + 600}, "k" * 32)))
     successor, request = Relauncher(2, frozenset()).next_launch(
-        pod, PodOutcome("failed", "pod default/x failed: ContainerCannotRun", reason="ContainerCannotRun"), lambda w: w
+        pod,
+        PodOutcome("failed", "pod default/x failed: ContainerCannotRun", reason="ContainerCannotRun"),
+        lambda workload: {"metadata": {"name": pod.name, "annotations": {"kept": "yes"}}},
     )
     assert (successor.name, successor.relaunch, successor.queueing) == (pod_name_for(KEY, QUEUEING, 1), 1, QUEUEING)
     assert successor.launching
@@ -115,6 +117,10 @@ def test_the_new_pods_launch_asks_the_database_first_and_carries_the_old_pods_fa
     assert request.ask_first
     assert request.still_wanted is not None
     assert request.deadline is not None  # the workload token's expiry bounds the new pod's launch too
+    assert callable(request.pod)
+    body = request.pod()
+    assert body["metadata"]["name"] == successor.name
+    assert body["metadata"]["annotations"] == {"kept": "yes", ANNOTATION_RELAUNCH: "1"}
 
 
 def test_the_log_view_and_adoption_take_the_last_relaunch_of_the_queueing(api: KubeApi) -> None:
