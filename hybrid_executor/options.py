@@ -213,6 +213,32 @@ _OPTIONS = (
         empty_allowed=True,
     ),
     Option(
+        "pod_launch_failure_retries",
+        "integer",
+        "1",
+        "How many times a task whose pod failed before its task started (its task instance still queued: "
+        "a node drained or scaled down, an eviction before start, an image pull that failed) gets a new "
+        "pod, without the failure being reported, so no task retry is used. 0: none, the try fails at "
+        "once; -1: no limit (a pod that can never start is then replaced for ever, until task_queued_timeout).",
+        "a whole number of new pods, 0 or more, or -1 for no limit",
+        "2",
+        fallback=(_KE, "pod_launch_failure_retries"),
+        ge=-1,
+    ),
+    Option(
+        "pod_launch_failure_excluded_container_reasons",
+        "string",
+        "Error",
+        "Container termination reasons that fail the try at once even though the task instance is still "
+        "queued, separated by commas. The default Error is a container that started and whose Airflow "
+        "process exited before it set the task running (a start-up error of the task, not of the node). "
+        "Empty: none.",
+        "container termination reasons separated by commas, or nothing",
+        "Error,OOMKilled",
+        fallback=(_KE, "pod_launch_failure_excluded_container_reasons"),
+        empty_allowed=True,
+    ),
+    Option(
         "in_cluster",
         "boolean",
         "True",

@@ -100,6 +100,9 @@ class KubernetesSettings:
     multi_namespace_mode: bool = False
     multi_namespace_mode_namespace_list: tuple[str, ...] = ()
     worker_pod_pending_fatal_container_state_reasons: tuple[str, ...] = STOCK_FATAL_REASONS
+    # A pod that failed before its task started: replaced this often (-1: no limit), unless for these reasons.
+    pod_launch_failure_retries: int = 1
+    pod_launch_failure_excluded_container_reasons: tuple[str, ...] = ("Error",)
     # Checked V1DeleteOptions keyword arguments, and client request arguments (``_request_timeout``).
     delete_option_kwargs: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     kube_client_request_args: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
@@ -415,6 +418,8 @@ def _load(conf: ExecutorConfLike) -> HybridSettings:
         worker_pod_pending_fatal_container_state_reasons=_list(
             read["worker_pod_pending_fatal_container_state_reasons"]
         ),
+        pod_launch_failure_retries=_integer(read["pod_launch_failure_retries"]),
+        pod_launch_failure_excluded_container_reasons=_list(read["pod_launch_failure_excluded_container_reasons"]),
         delete_option_kwargs=_json_object(read["delete_option_kwargs"], check_delete_options),
         kube_client_request_args=_json_object(read["kube_client_request_args"], check_request_args),
         enable_tcp_keepalive=_boolean(read["enable_tcp_keepalive"]),

@@ -66,16 +66,6 @@ NOT_APPLIED: Mapping[str, NotApplied] = {
             "pod_creation_retry_timeout seconds",
         ),
         NotApplied(
-            "pod_launch_failure_retries",
-            "1",
-            "a pod that fails before its task starts fails that try, and the task's own retries apply",
-        ),
-        NotApplied(
-            "pod_launch_failure_excluded_container_reasons",
-            "Error",
-            "a pod that fails before its task starts fails that try, and the task's own retries apply",
-        ),
-        NotApplied(
             "logs_task_metadata",
             "False",
             "the executor's log lines name a task by its key, never by a pod's annotations",

@@ -5,7 +5,9 @@ queueing: its annotations hold the key and the ``external_executor_id`` the sche
 it queued the task. So a pod of an older queueing of the same try (a finished poke of a
 reschedule-mode sensor) is never taken for the new one, nor a pod of another Airflow deployment
 that shares the namespace and runs the same DAGs (its ids differ). A pod made before pods carried
-the id is matched on its key alone.
+the id is matched on its key alone. Of a queueing's pods, the last relaunch is adopted (see
+:mod:`hybrid_executor.kubernetes.relaunch`); the failed ones before it stay under the dead job's
+label, and the orphaned-pod cleanup deletes them by policy once the task instance has ended.
 
 An adopted pod is relabelled with the adopting scheduler's job, so that scheduler's watch starts
 to match it and reports its current state, finished or not: a pod that ended while no scheduler
@@ -37,6 +39,7 @@ from hybrid_executor.kubernetes.errors import ApiErrorKind, KubeApiError, is_ret
 from hybrid_executor.kubernetes.identity import (
     LABEL_SCHEDULER_JOB,
     queueing_of_pod,
+    relaunch_of_pod,
     scheduler_job_labels,
     selector_for_scheduler,
     task_key_from_pod,
@@ -114,7 +117,10 @@ def adopt_pods(
         for listed in listed_pods:
             key = task_key_from_pod(listed)
             ti = wanted.get(key) if key is not None else None
-            if ti is not None and made_for(listed, ti):
+            # A relaunched pod and the failed ones before it share the queueing: the last relaunch is the task's.
+            if ti is None or not made_for(listed, ti):
+                continue
+            if relaunch_of_pod(listed) >= relaunch_of_pod(found.get(ti.key)):
                 found[ti.key] = listed
     matches = [(ti, found[key]) for key, ti in wanted.items() if key in found]
     with ThreadPoolExecutor(max_workers=RELABEL_CONCURRENCY, thread_name_prefix="pod-adopter") as pool:

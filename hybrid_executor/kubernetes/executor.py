@@ -37,6 +37,8 @@ from hybrid_executor.kubernetes.pods import (
 )
 from hybrid_executor.kubernetes.podstate import PodOutcome, outcome_of
 from hybrid_executor.kubernetes.readoption import PendingAdoptions
+from hybrid_executor.kubernetes.relaunch import EVENT as RELAUNCH_EVENT
+from hybrid_executor.kubernetes.relaunch import Relauncher
 from hybrid_executor.kubernetes.services import PodServices
 from hybrid_executor.kubernetes.staleness import still_queued
 from hybrid_executor.kubernetes.tracking import PodTable, TrackedPod
@@ -90,6 +92,7 @@ class KubernetesPodExecutor(BaseExecutor):
         self._metrics = PodMetrics(team_name)
         self._queued_at: dict[TaskInstanceKey, float] = {}  # time.monotonic() at queue_workload, until launched
         self._pending_adoptions = PendingAdoptions(self._adopt)
+        self._relauncher: Relauncher | None = None  # from the settings, at start()
 
     # --- life ------------------------------------------------------------------------------
 
@@ -119,6 +122,7 @@ class KubernetesPodExecutor(BaseExecutor):
         return self._deployment_id
 
     def start(self) -> None:
+        self._relauncher = Relauncher.from_settings(self.settings)
         services = PodServices.start(
             self.api,
             self.settings,
@@ -164,7 +168,8 @@ class KubernetesPodExecutor(BaseExecutor):
                 # The scheduler handed over the very same queueing twice (the same external_executor_id):
                 # its pod is already on its way.
                 continue
-            pod = self._table.follow(TrackedPod(key, namespace, name, queueing, launching=True))
+            kept = workload if self._relauncher is not None and self._relauncher.enabled else None
+            pod = self._table.follow(TrackedPod(key, namespace, name, queueing, launching=True, workload=kept))
             self._launcher.submit(
                 LaunchRequest(
                     key,
@@ -251,6 +256,9 @@ class KubernetesPodExecutor(BaseExecutor):
             self.running.discard(pod.key)
         if actions.failure is not None:
             self._fail_task(pod, *actions.failure)
+        elif result.ok and pod.failure and not actions.delete and self._relauncher is not None:
+            self.log_task_event(event=RELAUNCH_EVENT, extra=self._relauncher.event_text(pod), ti_key=pod.key)
+            pod.failure = None
         if pod.revoked or pod.finished:
             self._table.forget(pod)  # the launch is over and so is the queueing
 
@@ -332,14 +340,18 @@ class KubernetesPodExecutor(BaseExecutor):
                 f"pod {pod.namespace}/{pod.name} was still Pending after {timeout:g}s "
                 f"([hybrid_executor] worker_pods_pending_timeout): {pod.pending_reason}"
             )
-            self._finish(pod, PodOutcome("failed", message, fatal=True), still_pending=True)
+            # Not relaunched: a new pod would wait as long again.
+            self._finish(pod, PodOutcome("failed", message, fatal=True), still_pending=True, relaunch=False)
 
-    def _finish(self, pod: TrackedPod, outcome: PodOutcome, *, still_pending: bool = False) -> None:
+    def _finish(
+        self, pod: TrackedPod, outcome: PodOutcome, *, still_pending: bool = False, relaunch: bool = True
+    ) -> None:
         """Report the task's end (for its current queueing only) and delete the pod by policy.
 
         A pod given up on while still Pending (the pending timeout, a reason that cannot resolve) is
         deleted whatever the policy, as the stock executor deleted timed-out pods: left there, it
-        would hold its quota, and could yet start and run a task already reported failed.
+        would hold its quota, and could yet start and run a task already reported failed. A failure
+        may instead get a new pod (see :mod:`hybrid_executor.kubernetes.relaunch`): nothing is reported.
         """
         pod.finished = True
         if self._launcher is not None:
@@ -349,12 +361,22 @@ class KubernetesPodExecutor(BaseExecutor):
                 self.success(pod.key, f"{pod.namespace}/{pod.name}")
             delete = self.settings.delete_worker_pods
         else:
-            if pod.current:
+            if pod.current and not (relaunch and self._relaunch(pod, outcome)):
                 self._fail_task(pod, "pod failed", outcome.message)
             delete = still_pending or (self.settings.delete_worker_pods and self.settings.delete_worker_pods_on_failure)
         if delete and not outcome.gone:
             self._delete_pod(pod.namespace, pod.name, uid=pod.uid)
         self._release(pod)
+
+    def _relaunch(self, pod: TrackedPod, outcome: PodOutcome) -> bool:
+        """Submit a new pod for ``pod``'s queueing, if its failure may be one before its task started."""
+        if self._relauncher is None or self._launcher is None or not self._relauncher.allows(pod, outcome):
+            return False
+        successor, request = self._relauncher.next_launch(pod, outcome, self._build_pod)
+        self._table.follow(successor)  # the failed pod's entry no longer reports (and is forgotten)
+        self._launcher.submit(request)
+        self.log.info("Task %s: pod %s/%s failed; launching pod %s", pod.key, pod.namespace, pod.name, successor.name)
+        return True
 
     def _release(self, pod: TrackedPod) -> None:
         """The queueing is over: forget its pod, or, while its launch is under way, stop the launch and

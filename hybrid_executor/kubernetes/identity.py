@@ -41,6 +41,10 @@ ANNOTATION_TASK_INSTANCE_ID = "task_instance_id"
 # defers, a reschedule-mode sensor's next poke and a requeue come back with the same try number
 # but a new id: each gets a pod of its own, and a pod reports only for the queueing it was made for.
 ANNOTATION_EXTERNAL_EXECUTOR_ID = "hybrid-executor/external-executor-id"
+# Which pod of its queueing this is: 1 for the first new pod made after one failed before its task
+# started ([kubernetes_executor] pod_launch_failure_retries), 2 for the next; absent on the first.
+# The queueing's id stays the annotation above, so adoption still matches the task instance.
+ANNOTATION_RELAUNCH = "hybrid-executor/relaunch"
 # The worker container's name in the stock executor, its templates and its log reading.
 WORKER_CONTAINER = "base"
 # The label PodGenerator puts on every pod, and that the stock executor's adoption selects on.
@@ -87,16 +91,21 @@ def _readable_prefix(dag_id: str, task_id: str) -> str:
     return "-".join(p for p in (dag.strip("-"), task.strip("-")) if p)
 
 
-def _identity_hash(key: TaskInstanceKey, queueing: str) -> str:
+def _identity_hash(key: TaskInstanceKey, queueing: str, relaunch: int = 0) -> str:
     # JSON of the key's five fields and the queueing: unambiguous for any strings (ASCII-escaped,
-    # so even lone surrogates encode), stable across processes and Python versions.
-    fields = [key.dag_id, key.task_id, key.run_id, int(key.try_number), int(key.map_index)]
-    canonical = json.dumps([*fields, queueing] if queueing else fields)
+    # so even lone surrogates encode), stable across processes and Python versions. A relaunch's
+    # number is appended only past 0, so the first pod of a queueing keeps the name it always had.
+    fields: list[object] = [key.dag_id, key.task_id, key.run_id, int(key.try_number), int(key.map_index)]
+    if queueing or relaunch:
+        fields.append(queueing)
+    if relaunch:
+        fields.append(int(relaunch))
+    canonical = json.dumps(fields)
     digest = hashlib.sha256(canonical.encode("ascii")).digest()
     return b32encode(digest).decode("ascii").lower()[:_HASH_LEN]
 
 
-def pod_name_for(key: TaskInstanceKey, queueing: str | None) -> str:
+def pod_name_for(key: TaskInstanceKey, queueing: str | None, relaunch: int = 0) -> str:
     """The pod name of one queueing of a task try: ``<dag>-<task>-<hash of the key and the queueing>``.
 
     ``queueing`` is the task instance's ``external_executor_id`` for this queueing (a UUID the
@@ -106,9 +115,11 @@ def pod_name_for(key: TaskInstanceKey, queueing: str | None) -> str:
     each poke of a reschedule-mode sensor, a requeue), for every key (run, try and map index
     included), and between two Airflow deployments sharing a namespace (their UUIDs differ). A
     DNS-1123 label of at most 63 characters for any ids; the prefix is only for people.
+    ``relaunch``: the number of the new pod made within the queueing after one failed before its
+    task started (see :mod:`hybrid_executor.kubernetes.relaunch`); 0 is the queueing's first pod.
     """
     prefix = _readable_prefix(key.dag_id, key.task_id)
-    digest = _identity_hash(key, queueing or "")
+    digest = _identity_hash(key, queueing or "", relaunch)
     return f"{prefix}-{digest}" if prefix else digest
 
 
@@ -213,6 +224,21 @@ def queueing_of_pod(pod: k8s.V1Pod | Mapping[str, Any]) -> str:
     """The queueing (``external_executor_id``) a pod was made for; "" for a pod made before pods carried one."""
     annotations = field_of(field_of(pod, "metadata"), "annotations") or {}
     return str(annotations.get(ANNOTATION_EXTERNAL_EXECUTOR_ID) or "")
+
+
+def relaunch_of_pod(pod: k8s.V1Pod | Mapping[str, Any] | None) -> int:
+    """Which pod of its queueing ``pod`` is: 0 for the first, n for the n-th made after a failure before start."""
+    annotations = field_of(field_of(pod, "metadata"), "annotations") or {}
+    try:
+        return max(0, int(annotations.get(ANNOTATION_RELAUNCH) or 0))
+    except (TypeError, ValueError):
+        return 0
+
+
+def newest_of_queueing(pods: Sequence[Mapping[str, Any]], queueing: str | None) -> Mapping[str, Any] | None:
+    """Of ``pods`` (of one task try), the one made for ``queueing`` last: its last relaunch, not a failed one."""
+    same = [pod for pod in pods if queueing_of_pod(pod) == (queueing or "")]
+    return max(same, key=relaunch_of_pod) if same else None
 
 
 def identity_labels(

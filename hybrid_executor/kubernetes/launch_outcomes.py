@@ -50,11 +50,16 @@ def _created(pod: TrackedPod, result: LaunchResult) -> LaunchActions:
 
 
 def _stale(pod: TrackedPod, result: LaunchResult) -> LaunchActions:
-    """The task instance moved on without the executor being told: nothing to report, it is forgotten."""
+    """The task instance moved on without the executor being told: nothing to report, it is forgotten.
+
+    But for a relaunch: the pod before it failed, and the task instance not being queued means its
+    task did start (or the scheduler moved on): that failure is reported, as if never relaunched.
+    """
     stop_running = pod.current and not pod.finished and not pod.revoked
     pod.finished = True
+    failure = ("pod failed", pod.failure) if stop_running and pod.failure else None
     # A create whose answer was lost may have been stored all the same.
-    return LaunchActions(delete=result.gave_up, stop_running=stop_running)
+    return LaunchActions(delete=result.gave_up, stop_running=stop_running and failure is None, failure=failure)
 
 
 def _failed(pod: TrackedPod, result: LaunchResult) -> LaunchActions:
@@ -66,7 +71,7 @@ def _failed(pod: TrackedPod, result: LaunchResult) -> LaunchActions:
     if report:
         error = result.error or "unknown error"
         event = "pod could not be built" if error.startswith("pod could not be built") else "pod creation failed"
-        failure = (event, error)
+        failure = (event, f"{pod.failure}; and its new pod: {error}" if pod.failure else error)
     # After retryable errors, a create whose answer was lost may have been stored all the same: no
     # such pod may run once its task has been failed. (404 is fine: nothing was stored.)
     return LaunchActions(delete=result.gave_up, failure=failure)

@@ -314,7 +314,8 @@ class PodLauncher:
         if job.request.deadline is not None and self._clock() >= job.request.deadline:
             raise Expired
         wanted = job.request.still_wanted
-        if wanted is not None and (job.attempts or self._clock() - job.submitted > FRESH_FOR) and not wanted():
+        fresh = not job.attempts and not job.request.ask_first and self._clock() - job.submitted <= FRESH_FOR
+        if wanted is not None and not fresh and not wanted():
             raise Stale
         job.attempts += 1
         try:

@@ -34,6 +34,7 @@ class LaunchRequest:
     # Asked before a retry, or a first attempt long after submit: False means the task moved on
     # (see staleness.still_queued), and nothing is created.
     still_wanted: Callable[[], bool] | None = None
+    ask_first: bool = False  # ask still_wanted before the first attempt too, however fresh (a relaunch)
     queued_at: float | None = None  # time.monotonic() at queue_workload: the queued-to-created timer
 
 

@@ -6,7 +6,8 @@ derived from the try alone), in every namespace the executor watches (all of the
 cluster-wide list, in multi_namespace_mode without a list), so a ``pod_override`` that moved the
 pod to another of them is honoured. Of several pods of the same try (a deferred task's
 resumption, each poke of a reschedule-mode sensor) the one of the task instance's current
-queueing is read, else the newest: its last ``running_pod_log_lines`` lines.
+queueing is read (its last relaunch: see kubernetes.relaunch), else the newest: its last
+``running_pod_log_lines`` lines.
 
 The container read is ``base``, the worker container's stock name: a pod with sidecars (a service
 mesh proxy, a log shipper) answers 400 "a container name must be specified" otherwise. Every
@@ -21,8 +22,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from hybrid_executor.kubernetes.errors import KubeApiError, redact
 from hybrid_executor.kubernetes.identity import (
     WORKER_CONTAINER,
+    newest_of_queueing,
     pod_selector_for_try,
-    queueing_of_pod,
     task_key_from_pod,
 )
 
@@ -78,10 +79,8 @@ def read_task_pod_log(
 
 
 def _pick(pods: list[dict[str, Any]], queueing: str | None) -> dict[str, Any]:
-    if queueing:
-        for pod in pods:
-            if queueing_of_pod(pod) == queueing:
-                return pod
+    if queueing and (newest := newest_of_queueing(pods, queueing)) is not None:
+        return dict(newest)  # a relaunched pod's, not the failed one's before it
     # RFC 3339 timestamps in UTC sort as text; the name breaks ties so the choice is stable.
     return max(pods, key=lambda pod: (pod["metadata"].get("creationTimestamp") or "", pod["metadata"]["name"]))
 

@@ -28,6 +28,9 @@ class PodOutcome:
     message: str = ""
     fatal: bool = False  # with "pending": fail now, do not wait for the pending timeout
     gone: bool = False  # the pod no longer exists: nothing to delete
+    # Of a failed pod (or a fatal pending one): its container's reason, as the stock executor reads it
+    # for pod_launch_failure_excluded_container_reasons (see container_reason).
+    reason: str | None = None
 
 
 def outcome_of(
@@ -44,11 +47,13 @@ def outcome_of(
     if phase == "Succeeded":
         return PodOutcome("success", f"pod {where} succeeded", gone=event_type == "DELETED")
     if phase == "Failed":
+        reason = container_reason(status)
         if (disruption := _disruption(status)) is not None:
             return PodOutcome(
                 "failed",
                 f"pod {where} was {disruption} while its task was running: the task did not finish",
                 gone=event_type == "DELETED",
+                reason=reason,
             )
         if (pod.get("metadata") or {}).get("deletionTimestamp"):
             # Deleted by someone else (we delete only what has finished, and no longer follow it):
@@ -58,12 +63,18 @@ def outcome_of(
                 f"pod {where} was deleted while its task was running: the task did not finish "
                 f"({_failure_detail(status)})",
                 gone=event_type == "DELETED",
+                reason=reason,
             )
-        return PodOutcome("failed", f"pod {where} failed: {_failure_detail(status)}", gone=event_type == "DELETED")
+        return PodOutcome(
+            "failed", f"pod {where} failed: {_failure_detail(status)}", gone=event_type == "DELETED", reason=reason
+        )
     if event_type == "DELETED":
         how = _disruption(status) or "deleted"
         return PodOutcome(
-            "failed", f"pod {where} was {how} while its task was {phase.lower()}: the task did not finish", gone=True
+            "failed",
+            f"pod {where} was {how} while its task was {phase.lower()}: the task did not finish",
+            gone=True,
+            reason=container_reason(status),
         )
     if phase == "Running":
         return PodOutcome("running")
@@ -73,7 +84,7 @@ def outcome_of(
         return PodOutcome("unknown", f"pod {where} is in phase Unknown: its node does not report on it (node lost?)")
     if status.get("reason") in FATAL_POD_REASONS:
         detail = f"{status['reason']}: {status.get('message', '')}".rstrip(": ")
-        return PodOutcome("pending", f"pod {where} cannot start: {detail}", fatal=True)
+        return PodOutcome("pending", f"pod {where} cannot start: {detail}", fatal=True, reason=status["reason"])
     waiting = _waiting_reasons(status, worker_only=True)
     fatal = [
         (reason, message)
@@ -82,8 +93,31 @@ def outcome_of(
     ]
     if fatal:
         reason, message = fatal[0]
-        return PodOutcome("pending", f"pod {where} cannot start: {reason}: {message}".rstrip(": "), fatal=True)
+        return PodOutcome(
+            "pending", f"pod {where} cannot start: {reason}: {message}".rstrip(": "), fatal=True, reason=reason
+        )
     return PodOutcome("pending", pending_detail(status))
+
+
+def container_reason(status: dict[str, Any]) -> str | None:
+    """The reason of the container that ended the pod, as the stock executor's failure details give it.
+
+    The first init container that terminated with a non-zero exit code (reason other than
+    Completed), else the last one waiting; else the same of the other containers. None when no
+    container says (an eviction before any started).
+    """
+    for containers in (status.get("initContainerStatuses"), status.get("containerStatuses")):
+        waiting = None
+        for container in containers or []:
+            state = container.get("state") or {}
+            if terminated := state.get("terminated"):
+                if terminated.get("exitCode", 0) != 0 and terminated.get("reason") != "Completed":
+                    return str(terminated["reason"]) if terminated.get("reason") else None
+            elif state.get("waiting"):
+                waiting = state["waiting"].get("reason")
+        if waiting is not None:
+            return str(waiting)
+    return None
 
 
 def pending_detail(status: dict[str, Any]) -> str:

@@ -21,11 +21,12 @@ log = logging.getLogger(__name__)
 FRESH_FOR = 30.0
 
 
-def still_queued(key: TaskInstanceKey, queueing: str) -> bool:
+def still_queued(key: TaskInstanceKey, queueing: str, *, unreadable: bool = True) -> bool:
     """True unless the database says the task instance has moved on from this try's queueing.
 
-    An error reading the database counts as "still queued": the pod is created, and Airflow's API
-    server still refuses to run a task that is not queued.
+    An error reading the database counts as ``unreadable``: by default "still queued": the pod is
+    created, and Airflow's API server still refuses to run a task that is not queued. A relaunch
+    asks with False: it needs the database's word that no task code ran, or the failure stands.
     """
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
@@ -44,7 +45,7 @@ def still_queued(key: TaskInstanceKey, queueing: str) -> bool:
             ).one_or_none()
     except Exception as error:
         log.warning("Could not read task instance %s to check that it is still queued: %s", key, error)
-        return True
+        return unreadable
     if row is None:
         return False  # its DAG run was deleted
     state, try_number, external_executor_id = row

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from airflow.executors.workloads import ExecuteTask
     from airflow.models.taskinstancekey import TaskInstanceKey
 
 
@@ -20,6 +21,11 @@ class TrackedPod:
     another uid is a second pod, made by a create that was retried after the first was deleted.
     ``launching``: the launcher has not answered yet; the entry is kept until it has, so that a pod
     it creates after the outcome is known (and deleted).
+    ``workload``: kept while the pod is in flight, to make a new pod if it fails before its task
+    starts (see :mod:`hybrid_executor.kubernetes.relaunch`); None once it ended, for an adopted pod,
+    or with pod_launch_failure_retries 0. ``relaunch``: which pod of the queueing this is (0: the
+    first). ``failure``: for a new pod, the failure of the one before it, reported if the new pod
+    cannot be made (the task instance is no longer queued: its task did start).
     """
 
     key: TaskInstanceKey
@@ -34,6 +40,9 @@ class TrackedPod:
     pending_since: float | None = None
     pending_reason: str = ""
     unknown_reported: bool = False  # phase Unknown said once in the task's event log
+    workload: ExecuteTask | None = None
+    relaunch: int = 0
+    failure: str | None = None
 
 
 class PodTable:
@@ -48,6 +57,7 @@ class PodTable:
         older = self.current.get(pod.key)
         if older is not None and older is not pod:
             older.current = False
+            older.workload = None  # an older queueing reports nothing, so it is never relaunched
             if older.finished and not older.launching:
                 self.forget(older)
         self.by_name[pod.name] = pod
@@ -55,6 +65,7 @@ class PodTable:
         return pod
 
     def forget(self, pod: TrackedPod) -> None:
+        pod.workload = None
         if self.by_name.get(pod.name) is pod:
             del self.by_name[pod.name]
         if self.current.get(pod.key) is pod:

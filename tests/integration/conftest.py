@@ -48,6 +48,10 @@ def executor_config(
         ("kubernetes_executor", "config_file"): str(kube_api.kubeconfig),
         ("kubernetes_executor", "namespace"): namespace,
         ("kubernetes_executor", "delete_worker_pods"): "False",
+        # The tests' pods run shell scripts, which never set their task instance running: to the stock
+        # pod_launch_failure_retries every failure of theirs is one before the task started.
+        # test_pod_relaunch.py tests that with the default.
+        ("kubernetes_executor", "pod_launch_failure_retries"): "0",
         ("hybrid_executor", "pod_creation_retry_timeout"): "30",
         ("hybrid_executor", "watch_timeout_seconds"): "30",
     }
