@@ -8,6 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 BASELINE = "ours"
+# One colour per configuration, the same in every chart.
+COLOURS = {
+    name: f"C{number}"
+    for number, name in enumerate(
+        ("ours", "ours-max_tis_512", "stock", "stock-tuned", "stock-tuned-max_tis_512", "celery-alone")
+    )
+}
 CELERY_ROUTE = "on_celery"
 
 
@@ -150,13 +157,13 @@ def chart(path: Path, variant: str, rounds: list[Round], configurations: list[st
                 continue
             last = theirs[-1]
             for axis, times in ((row[0], sorted(last.pods)), (row[1], sorted(end for end, _ in last.finished))):
-                axis.step([0.0, *times], range(len(times) + 1), where="post", label=name)
+                axis.step([0.0, *times], range(len(times) + 1), where="post", label=name, color=COLOURS.get(name))
         for axis, what in zip(row, ("pods created", "tasks finished (success)"), strict=True):
             axis.set_title(f"{what}, {latency * 1000:.0f} ms per API request")
             axis.set_xlabel("seconds since the DAG run was triggered")
             axis.set_ylabel(what.split(" (")[0])
             axis.grid(alpha=0.3)
-            axis.legend(loc="lower right")
+            axis.legend(loc="upper left", fontsize="small")
     figure.suptitle(f"End to end, {tasks} mapped tasks ({variant} variant): a real scheduler, one line per executor")
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import multiprocessing
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -96,6 +97,13 @@ class BenchStack(DemoStack):
         self._kubelet: multiprocessing.process.BaseProcess | None = None
         self.engine: sqlalchemy.Engine | None = None
         self._schedulers = 0
+
+    def start(self, say: Callable[[str], None] = print) -> None:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self._step(say, "PostgreSQL and Redis", lambda: (self._start_postgres(), self._start_redis()))
+        self._step(say, "the local Kubernetes API (its own process)", self._start_kube_api)
+        self._step(say, "Airflow home and `airflow db migrate`", self._prepare_airflow)
+        self._step(say, "Airflow: api-server, dag-processor, celery-worker; the kubelet", self._start_airflow)
 
     def _start_kube_api(self) -> None:
         self.kube = ApiServerProcess(self.kubeconfig, latency=0.0)
