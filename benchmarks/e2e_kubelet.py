@@ -33,6 +33,8 @@ from datetime import datetime, timezone
 from multiprocessing.connection import Connection
 from typing import Any
 
+from bench_support import serve_commands
+
 log = logging.getLogger("e2e-kubelet")
 
 
@@ -168,16 +170,4 @@ def serve(conn: Connection, env: dict[str, str], kubeconfig: str, namespace: str
     kubelet = Kubelet(kubeconfig, namespace, api_url, delay, threads=16)
     kubelet.start()
     conn.send("ready")
-    while True:
-        try:
-            command, *arguments = conn.recv()
-        except EOFError:
-            return
-        if command == "stop":
-            return
-        if command == "added":
-            conn.send(kubelet.added_for(*arguments))
-        elif command == "clear":
-            conn.send(kubelet.clear())
-        elif command == "failures":
-            conn.send(kubelet.failures)
+    serve_commands(conn, {"added": kubelet.added_for, "clear": kubelet.clear, "failures": lambda: kubelet.failures})
