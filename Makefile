@@ -29,9 +29,11 @@ lint: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-## bench: print the local Kubernetes API's and the pod executor's figures, then the fault soak's
-##        (about 40 minutes, then the soak's hour on 2 cores; `python benchmarks/soak.py --scale 0.1` is a short one)
+## bench: print the local Kubernetes API's and the pod executor's figures, the end-to-end comparison with the
+##        stock executors (writes docs/end_to_end*.png), then the fault soak's (about 40 minutes, the end-to-end
+##        run's hour, then the soak's hour on 2 cores; `python benchmarks/soak.py --scale 0.1` is a short one)
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/kube_api_creates.py
 	$(BIN)/python benchmarks/executor_kubernetes.py
 	$(BIN)/python benchmarks/pod_deletes.py
@@ -39,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/memory.py
 	$(BIN)/python benchmarks/metrics_cost.py
 	$(BIN)/python benchmarks/quota_use.py
+	$(BIN)/python benchmarks/end_to_end.py
 	$(BIN)/python benchmarks/soak.py
 
 clean:

@@ -16,6 +16,7 @@ import os
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -118,6 +119,21 @@ class ApiServerProcess:
         self._conn.send(("cpu",))
         result: float = self._conn.recv()
         return result
+
+
+def serve_commands(conn: Connection, handlers: dict[str, Callable[..., Any]]) -> None:
+    """A helper process's loop: each ``(command, *arguments)`` from ``conn`` is answered with its handler's result.
+
+    Until ``("stop",)``, or the other end closing the pipe (the benchmark ended without saying so).
+    """
+    while True:
+        try:
+            command, *arguments = conn.recv()
+        except EOFError:
+            return
+        if command == "stop":
+            return
+        conn.send(handlers[command](*arguments))
 
 
 # --- this process: the scheduler's ------------------------------------------------------------

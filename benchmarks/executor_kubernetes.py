@@ -64,7 +64,15 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from bench_support import IMAGE, ApiServerProcess, MachineUse, Workloads, airflow_environment, log_to_file
+from bench_support import (
+    IMAGE,
+    ApiServerProcess,
+    MachineUse,
+    Workloads,
+    airflow_environment,
+    log_to_file,
+    serve_commands,
+)
 from kube_api_creates import bodies_like, our_pod_shape, raw_client, raw_create_rate
 
 NAMESPACE = "default"  # the executor's default namespace
@@ -182,14 +190,7 @@ def _drive(conn: Connection, kubeconfig: str, threads: int) -> None:
         "tick": driver.tick,
         "finish_one_by_one": driver.finish_one_by_one,
     }
-    while True:
-        try:
-            command, *arguments = conn.recv()
-        except EOFError:
-            return
-        if command == "stop":
-            return
-        conn.send(handlers[command](*arguments))
+    serve_commands(conn, handlers)
 
 
 # --- this process: the scheduler's ------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The adoption, memory and quota benchmarks still run, at a tiny size (their figures are printed, not asserted)."""
+"""The adoption, memory, quota and end-to-end benchmarks still run, at a tiny size (figures printed, not asserted)."""
 
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ pytestmark = pytest.mark.slow
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
-def _run(script: str, *args: str) -> str:
+def _run(script: str, *args: str, timeout: float = 240) -> str:
     done = subprocess.run(
         [sys.executable, str(BENCHMARKS / script), *args],
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=timeout,
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
@@ -53,3 +53,37 @@ def test_the_quota_benchmark_fills_the_quota_and_reports_its_use() -> None:
     assert "quota 3 pods, 9 tasks of 1 s each" in out
     assert "; 0 tasks failed" in out
     assert re.search(r"^pods holding quota while tasks waited \(\d+ samples", out, re.MULTILINE)
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(900)
+def test_the_end_to_end_benchmark_runs_ours_and_the_stock_executor_through_a_real_scheduler() -> None:
+    out = _run(
+        "end_to_end.py",
+        *("--tasks", "6", "--latencies", "0.001", "--variants", "kubernetes"),
+        *("--configurations", "ours,stock-tuned", "--deadline", "120", "--chart", "", "--raw-pods", "20"),
+        timeout=840,
+    )
+
+    for name in ("ours", "stock-tuned"):
+        assert re.search(rf"^1 ms, kubernetes, {name}, round 1: 6 pods, .* 6 success", out, re.MULTILINE), out
+    assert "ours/stock-tuned   ratio" in out
+    assert "raw client, 16 threads:" in out
+
+
+def test_the_end_to_end_chart_draws_a_line_per_configuration(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        from e2e_report import Round, chart
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    rounds = [
+        Round("kubernetes", name, latency, 1, {"on_kubernetes": 3}, 2.0, [0.1, 0.2, 0.3], [(0.5, "on_kubernetes")])
+        for name in ("ours", "stock")
+        for latency in (0.01, 0.1)
+    ]
+
+    chart(tmp_path / "chart.png", "kubernetes", rounds, ["ours", "stock"], 3)
+
+    assert (tmp_path / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
