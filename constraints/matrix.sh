@@ -15,6 +15,8 @@ cd "$(dirname "$0")/.."
 # Both routes (the router, Celery, pods) against real Airflow, Celery, Redis, PostgreSQL and the
 # local Kubernetes API, then the demo on the example DAG: real scheduler, Celery worker and pods.
 COMPAT_TESTS=(
+    tests/test_compat.py
+    tests/integration/test_older_airflow.py
     tests/integration/test_router.py
     tests/integration/test_hybrid_executor.py
     tests/integration/test_celery_route.py
