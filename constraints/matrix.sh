@@ -68,7 +68,7 @@ run_tests() {
     local dir=$1 start
     start=$(date +%s)
     "$dir/bin/python" -m pytest "${COMPAT_TESTS[@]}" -q -p no:cacheprovider
-    echo "Airflow $minor ($("$dir/bin/python" -c 'import airflow, platform; print(airflow.__version__, "on Python", platform.python_version())')): compatibility tests took $(( $(date +%s) - start ))s"
+    echo "Airflow $minor ($("$dir/bin/python" -c 'import importlib.metadata as m, platform; print(m.version("apache-airflow"), "on Python", platform.python_version())')): compatibility tests took $(( $(date +%s) - start ))s"
 }
 
 case $action in
