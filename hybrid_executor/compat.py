@@ -8,6 +8,7 @@ minor's ``airflow/executors/base_executor.py``, ``workloads`` and ``scheduler_jo
 - callback workloads (``queued_callbacks``, ``ExecuteCallback``): 3.2 and 3.3;
 - ``external_executor_id`` on the workload's task instance (the scheduler pre-assigns it): 3.2 and 3.3;
   3.1's schema has no such field and the scheduler stores what the QUEUED event reports;
+- the policy plugin manager (``pod_mutation_hook``): a function from 3.2, a module global in 3.1;
 - ``ExecutorConf.getsection``: 3.2 and 3.3; 3.1's ``ExecutorConf`` has ``get`` and ``getboolean`` only;
 - metrics: 3.3's ``airflow.observability.stats`` functions, 3.2's ``Stats`` class in that module,
   3.1's ``airflow.stats.Stats`` (3.3 keeps an ``airflow.stats`` too, but it is the Task SDK's, which
@@ -56,6 +57,18 @@ def scheduler_pre_assigns_external_executor_id() -> bool:
     from airflow.executors.base_executor import BaseExecutor
 
     return hasattr(BaseExecutor, "pre_assigns_external_executor_id")
+
+
+def policy_plugin_manager() -> Any:
+    """The pluggy manager Airflow's cluster policies (``pod_mutation_hook`` among them) run through.
+
+    3.2 and later make it with ``airflow.settings.get_policy_plugin_manager()`` (cached); 3.1 keeps
+    it in ``airflow.settings.POLICY_PLUGIN_MANAGER``, set when Airflow's settings initialize.
+    """
+    from airflow import settings
+
+    get_manager = getattr(settings, "get_policy_plugin_manager", None)
+    return get_manager() if get_manager is not None else settings.POLICY_PLUGIN_MANAGER
 
 
 def queued_callbacks(executor: Any) -> int:
@@ -117,6 +130,7 @@ def set_external_executor_id(ti: Any, value: str) -> None:
 __all__ = [
     "StatsSender",
     "config_section",
+    "policy_plugin_manager",
     "queued_callbacks",
     "queued_connection_tests",
     "scheduler_pre_assigns_external_executor_id",
