@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.executors.base_executor import PARALLELISM, BaseExecutor
 from airflow.providers.celery.executors.celery_executor import CeleryExecutor
 
+from hybrid_executor.compat import queued_callbacks, queued_connection_tests, trigger_connection_tests
 from hybrid_executor.kubernetes.executor import KubernetesPodExecutor
 from hybrid_executor.metrics import RouteMetrics
 from hybrid_executor.routing import Route, route_for_queue
@@ -42,7 +43,7 @@ class HybridExecutor(BaseExecutor):
     supports_callbacks: bool = True  # callbacks go to Celery, which runs them
     supports_multi_team: bool = True
     supports_connection_test: bool = bool(getattr(CeleryExecutor, "supports_connection_test", False))
-    sentry_integration: str = CeleryExecutor.sentry_integration
+    sentry_integration: str = getattr(CeleryExecutor, "sentry_integration", "")  # Airflow 3.2+
     # Celery adopts a task by the id the scheduler assigns when it queues it: the router must ask for it.
     pre_assigns_external_executor_id = True
     is_local: bool = False
@@ -225,7 +226,7 @@ class HybridExecutor(BaseExecutor):
         """
         try:
             child.trigger_tasks(share)
-            child.trigger_connection_tests()
+            trigger_connection_tests(child)
             child.sync()
         except Exception:
             log.exception("%s failed in this heartbeat; it tries again in the next one", type(child).__name__)
@@ -259,10 +260,7 @@ class HybridExecutor(BaseExecutor):
     @property
     def slots_occupied(self) -> int:
         return sum(
-            len(child.running)
-            + len(child.queued_tasks)
-            + len(child.queued_callbacks)
-            + len(child.queued_connection_tests)
+            len(child.running) + len(child.queued_tasks) + queued_callbacks(child) + queued_connection_tests(child)
             for child in self._children
         )
 
@@ -350,10 +348,10 @@ class HybridExecutor(BaseExecutor):
 
 def _queued(child: BaseExecutor) -> int:
     """What BaseExecutor.heartbeat counts as queued."""
-    return len(child.queued_tasks) + len(child.queued_callbacks) + len(child.queued_connection_tests)
+    return len(child.queued_tasks) + queued_callbacks(child) + queued_connection_tests(child)
 
 
 def _demand(child: BaseExecutor) -> tuple[int, int]:
     """(work waiting, room under the child's own cap)."""
-    waiting = len(child.queued_tasks) + len(child.queued_callbacks)
+    waiting = len(child.queued_tasks) + queued_callbacks(child)
     return waiting, max(0, child.parallelism - len(child.running))

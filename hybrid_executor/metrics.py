@@ -1,7 +1,8 @@
 """The executor's metrics: every name and tag is defined here, and sent through Airflow's own stats.
 
 Airflow's ``airflow.observability.stats`` (the module ``BaseExecutor`` and the scheduler emit
-through; ``BaseExecutor.__init__`` points it at the backend ``[metrics]`` configures) sends them to
+through; ``BaseExecutor.__init__`` points it at the backend ``[metrics]`` configures; on Airflow
+3.1 its ``airflow.stats.Stats``, see :mod:`hybrid_executor.compat`) sends them to
 StatsD (``statsd_on``, with tags in the name if ``statsd_influxdb_enabled``), Datadog
 (``statsd_datadog_enabled``) or OpenTelemetry (``otel_on``). Airflow's allow and block lists,
 ``stat_name_handler`` and ``statsd_prefix`` apply as to its own metrics.
@@ -25,14 +26,14 @@ A metric that cannot be sent never fails a launch, a delete or a watch: the erro
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from types import ModuleType, TracebackType
+from types import TracebackType
 
+from hybrid_executor.compat import StatsSender, stats
 from hybrid_executor.kubernetes.errors import ApiErrorKind, KubeApiError, RefusalKind
 
 log = logging.getLogger(__name__)
@@ -166,12 +167,9 @@ def reason_of(error: BaseException | None) -> str:
 _METHODS = {"counter": "incr", "gauge": "gauge", "timer": "timing"}
 
 
-@functools.cache
-def _stats() -> ModuleType:
-    # Imported on first use: the launcher, deleter and watcher modules stay importable without Airflow.
-    from airflow.observability import stats
-
-    return stats
+def _stats() -> StatsSender:
+    # Airflow is imported on first use: the launcher, deleter and watcher modules stay importable without it.
+    return stats()
 
 
 def _legacy_names_on() -> bool:

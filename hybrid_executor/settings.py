@@ -37,6 +37,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Protocol
 
+from hybrid_executor.compat import config_section
 from hybrid_executor.kubernetes.deployment import deployment_id_problem
 from hybrid_executor.kubernetes.requestoptions import (
     OptionValueError,
@@ -70,11 +71,10 @@ log = logging.getLogger(__name__)
 
 
 class ExecutorConfLike(Protocol):
-    """What :func:`load_settings` needs of Airflow's ``ExecutorConf``: string values, and the section."""
+    """What :func:`load_settings` needs of Airflow's ``ExecutorConf``: string values (and, where the
+    Airflow has it, ``getsection``: :func:`hybrid_executor.compat.config_section`)."""
 
     def get(self, section: str, key: str, *, fallback: str | None) -> str | None: ...
-
-    def getsection(self, section: str) -> Mapping[str, object] | None: ...
 
 
 @dataclass(frozen=True)
@@ -329,7 +329,7 @@ def _import_path(value: _Value) -> str | None:
 
 
 def _check_unknown_options(conf: ExecutorConfLike) -> None:
-    section = conf.getsection(SECTION) or {}
+    section = config_section(conf, SECTION) or {}
     for name, value in section.items():
         if name in HYBRID_OPTIONS:
             continue

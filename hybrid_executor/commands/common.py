@@ -58,7 +58,7 @@ def workload_for(
 ) -> ExecuteTask:
     """An ExecuteTask workload as the scheduler would queue it, but with a placeholder for its token."""
     from airflow.executors.workloads import BundleInfo, ExecuteTask
-    from airflow.executors.workloads.task import TaskInstanceDTO
+    from airflow.executors.workloads import TaskInstance as TaskInstanceDTO  # the name of 3.1, kept as an alias
 
     ti = TaskInstanceDTO(
         id=uuid.uuid4(),

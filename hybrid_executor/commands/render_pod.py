@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from hybrid_executor.commands.common import TOKEN_PLACEHOLDER, CommandError, settings
+from hybrid_executor.compat import set_external_executor_id
 from hybrid_executor.kubernetes.pods import redact_token
 
 if TYPE_CHECKING:
@@ -87,7 +88,7 @@ def _workload(
     one (queue, pool slots, priority weight, executor_config and the cluster policy's mutation hook
     from the task), its log path from ``[logging] log_filename_template``; a placeholder token."""
     from airflow.executors.workloads import BundleInfo, ExecuteTask
-    from airflow.executors.workloads.task import TaskInstanceDTO
+    from airflow.executors.workloads import TaskInstance as TaskInstanceDTO  # the name of 3.1, kept as an alias
     from airflow.models.taskinstance import TaskInstance
     from airflow.serialization.serialized_objects import DagSerialization
     from airflow.utils.helpers import log_filename_template_renderer
@@ -97,8 +98,10 @@ def _workload(
     ti = TaskInstance(scheduler_task, run_id=run_id, map_index=map_index, dag_version_id=uuid.uuid4())
     ti.try_number = try_number
     ti.external_executor_id = queueing  # the scheduler draws one per queueing; the pod's name hashes it
+    dto = TaskInstanceDTO.model_validate(ti, from_attributes=True)
+    set_external_executor_id(dto, queueing)  # Airflow 3.1's schema has no field for it
     return ExecuteTask(
-        ti=TaskInstanceDTO.model_validate(ti, from_attributes=True),
+        ti=dto,
         dag_rel_path=dag_rel_path,  # type: ignore[arg-type]  # pydantic turns it into a path
         bundle_info=BundleInfo(name=bundle),
         token=TOKEN_PLACEHOLDER,

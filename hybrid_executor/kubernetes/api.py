@@ -312,13 +312,16 @@ class KubeApi:
         )
 
     def patch_pod_labels(self, namespace: str, name: str, labels: dict[str, str]) -> dict[str, Any]:
-        """Merge ``labels`` into a pod's labels (JSON merge patch); the patched pod as raw JSON."""
+        """Merge ``labels`` into a pod's labels; the patched pod as raw JSON.
+
+        Sent as every kubernetes client sends a dict body, a strategic merge patch (clients before 36
+        refuse ``_content_type``); for a map such as ``metadata.labels`` it merges as a JSON merge patch.
+        """
         try:
             response = self.core.patch_namespaced_pod(
                 name,
                 namespace,
                 {"metadata": {"labels": labels}},
-                _content_type="application/merge-patch+json",
                 _preload_content=False,
                 _request_timeout=self._timeout,
             )

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.executors.base_executor import PARALLELISM, BaseExecutor
 from airflow.utils.state import TaskInstanceState
 
+from hybrid_executor.compat import set_external_executor_id
 from hybrid_executor.kubernetes.adoption import AdoptedPod, AdoptionResult, adopt_pods
 from hybrid_executor.kubernetes.api import KubeApi
 from hybrid_executor.kubernetes.deployment import resolve_deployment_id
@@ -195,7 +196,7 @@ class KubernetesPodExecutor(BaseExecutor):
         queueing = getattr(ti, "external_executor_id", None)
         if not queueing:
             queueing = str(uuid.uuid4())
-            ti.external_executor_id = queueing
+            set_external_executor_id(ti, queueing)  # a field of the workload's ti from Airflow 3.2
             self.event_buffer[ti.key] = (TaskInstanceState.QUEUED, queueing)
         return str(queueing)
 

@@ -42,6 +42,7 @@ from airflow.providers.cncf.kubernetes.exceptions import PodMutationHookExceptio
 from airflow.providers.cncf.kubernetes.pod_generator import PodGenerator, workload_to_command_args
 from kubernetes.client import models as k8s
 
+from hybrid_executor.compat import policy_plugin_manager
 from hybrid_executor.kubernetes.identity import (
     ANNOTATION_EXTERNAL_EXECUTOR_ID,
     ANNOTATION_TASK_INSTANCE_ID,
@@ -225,7 +226,7 @@ def mutation_hook_defined() -> bool:
     where = (getattr(hook, "__module__", None), getattr(hook, "__name__", None))
     if where != ("airflow.settings", "pod_mutation_hook"):  # replaced by airflow_local_settings (or a test)
         return True
-    return bool(settings.get_policy_plugin_manager().hook.pod_mutation_hook.get_hookimpls())
+    return bool(policy_plugin_manager().hook.pod_mutation_hook.get_hookimpls())
 
 
 def worker_pod_body(workload: ExecuteTask, context: PodContext) -> dict[str, Any]:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from hybrid_executor.compat import scheduler_pre_assigns_external_executor_id
+
 if TYPE_CHECKING:
     from airflow.models.taskinstancekey import TaskInstanceKey
 
@@ -52,7 +54,13 @@ def still_queued(key: TaskInstanceKey, queueing: str, *, unreadable: bool = True
     return (
         state == TaskInstanceState.QUEUED
         and try_number == key.try_number
-        and (not external_executor_id or external_executor_id == queueing)
+        and (
+            not external_executor_id
+            or external_executor_id == queueing
+            # The executor drew this queueing's id (Airflow 3.1): the row shows it only once the
+            # scheduler has read the QUEUED event, and another id until then is no sign of moving on.
+            or not scheduler_pre_assigns_external_executor_id()
+        )
     )
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from kube_driving import KUBE_ROUTE, Executors, PodHistory, QueuedTask
 
+from hybrid_executor.compat import set_external_executor_id
 from hybrid_executor.testing.kube import KubeletConfig, LocalKubeAPI
 from hybrid_executor.testing.services import AirflowEnv, airflow_command
 
@@ -95,7 +96,9 @@ def make_dag(airflow_environ: AirflowEnv) -> Callable[[str, str], str]:
 def queue_run(airflow_environ: AirflowEnv) -> Callable[..., list[QueuedTask]]:
     """Create a DAG run and turn its task instances into QUEUED ones with their workloads, as the scheduler does."""
 
-    def queue(dag_id: str, executor: Any, task_ids: list[str] | None = None) -> list[QueuedTask]:
+    def queue(
+        dag_id: str, executor: Any, task_ids: list[str] | None = None, *, in_workload: bool = True
+    ) -> list[QueuedTask]:
         import pendulum
         from airflow.executors import workloads
         from airflow.models.serialized_dag import SerializedDagModel
@@ -127,6 +130,10 @@ def queue_run(airflow_environ: AirflowEnv) -> Callable[..., list[QueuedTask]]:
                 ti.external_executor_id = str(uuid.uuid4())
                 session.flush()
                 workload = workloads.ExecuteTask.make(ti, generator=executor.jwt_generator)
+                # Airflow 3.2+ carries the id in the workload; 3.1's workload has no field for it (its
+                # scheduler stores the id the executor draws): given here, the tests name the same pods.
+                if in_workload:
+                    set_external_executor_id(workload.ti, ti.external_executor_id)
                 queued.append(QueuedTask(ti, workload))
             session.expunge_all()
         return queued

@@ -7,6 +7,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from airflow.executors import workloads
+
+# Callback workloads (ExecuteCallback) exist from Airflow 3.2; on 3.1 the scheduler runs callbacks itself.
+needs_callback_workloads = pytest.mark.skipif(
+    not hasattr(workloads, "ExecuteCallback"), reason="this Airflow has no callback workloads (3.2+)"
+)
 
 ROUTED = """
 @dag(schedule=None, start_date=pendulum.datetime(2026, 1, 1), catchup=False)
@@ -180,7 +186,8 @@ def test_adoption_is_split_by_route_and_returns_what_neither_adopted(router: Any
 def test_callbacks_go_to_celery(router: Any) -> None:
     assert router.supports_callbacks
     assert router.pre_assigns_external_executor_id  # Celery adopts by the id the scheduler pre-assigns
-    assert router.sentry_integration == router.celery_executor.sentry_integration
+    # Airflow 3.2 and the Celery provider 3.14 name it; before, nothing reads it.
+    assert router.sentry_integration == getattr(router.celery_executor, "sentry_integration", "")
 
 
 def _callback(data: dict[str, Any]) -> Any:
@@ -198,6 +205,7 @@ def _callback(data: dict[str, Any]) -> Any:
     )
 
 
+@needs_callback_workloads
 @pytest.mark.parametrize(
     ("data", "default_queue", "sent_to"),
     [
