@@ -178,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--configurations", default=",".join(DEFAULT_CONFIGURATIONS))
     parser.add_argument("--parallelism", type=int, default=None, help="[core] parallelism (default: --tasks)")
-    parser.add_argument("--chart", type=Path, default=ROOT / "docs" / "end_to_end.png", help="'' for none")
+    # type=str: Path("") is "." (truthy), so '' could not say "no chart".
+    parser.add_argument("--chart", type=str, default=str(ROOT / "docs" / "end_to_end.png"), help="'' for none")
     parser.add_argument("--raw-pods", type=int, default=None, help="pods the raw client creates (default --tasks)")
     parser.add_argument("--keep", type=Path, default=None, help="put the stack (logs) in DIR and keep it")
     args = parser.parse_args(argv)
@@ -266,11 +267,12 @@ def _summary(
                     f"  raw client (16 threads, same pod): {raw[latency]:.0f} pods/s; "
                     f"ours/raw: {pods / raw[latency]:.2f}"
                 )
-    if args.chart and str(args.chart):
+    if args.chart:
+        main_chart = Path(args.chart)
         for variant in variants:
             if variant == "celery":
                 continue
-            path = args.chart if variant == "kubernetes" else args.chart.with_name(f"{args.chart.stem}_{variant}.png")
+            path = main_chart if variant == "kubernetes" else main_chart.with_name(f"{main_chart.stem}_{variant}.png")
             chart(path, variant, rounds, names, args.tasks)
             print(f"chart: {path}")
 
