@@ -75,8 +75,8 @@ def _watchers_known(pods: Any) -> int | None:
 
 
 def _quota_waits(pods: Any) -> int | None:
-    waiting = getattr(getattr(getattr(pods, "_launcher", None), "_quota_waits", None), "_waiting", None)
-    return None if waiting is None else sum(len(queued) for queued in waiting.values())
+    launcher = getattr(pods, "_launcher", None)
+    return None if launcher is None else int(launcher.waiting_for_quota())
 
 
 # What is counted: (column, what it is, how it is read off the router). RSS and objects come last.

@@ -78,12 +78,8 @@ class KubernetesPodExecutor(BaseExecutor):
         super().__init__(parallelism=parallelism, team_name=team_name)
         self._settings = settings
         self._api = api
-        self._launcher: PodLauncher | None = None
-        self._deleter: PodDeleter | None = None
-        self._orphans: OrphanPodCollector | None = None
-        self._services: PodServices | None = None
+        self._services: PodServices | None = None  # its threads, from start() on
         self._deployment_id: str | None = None
-        self._watchers: dict[str, PodWatcher] = {}
         self._events: queue.SimpleQueue[PodEvent] = queue.SimpleQueue()
         self._table = PodTable()  # by pod name (unique to a queueing), and the current queueing per key
         self._pending = PendingDeadlines()
@@ -122,6 +118,22 @@ class KubernetesPodExecutor(BaseExecutor):
             self._deployment_id = resolve_deployment_id(self.settings.deployment_id)
         return self._deployment_id
 
+    @property
+    def _launcher(self) -> PodLauncher | None:
+        return self._services.launcher if self._services else None
+
+    @property
+    def _deleter(self) -> PodDeleter | None:
+        return self._services.deleter if self._services else None
+
+    @property
+    def _orphans(self) -> OrphanPodCollector | None:
+        return self._services.orphans if self._services else None
+
+    @property
+    def _watchers(self) -> dict[str, PodWatcher]:
+        return self._services.watchers if self._services else {}
+
     def start(self) -> None:
         self._relauncher = Relauncher.from_settings(self.settings)
         services = PodServices.start(
@@ -133,8 +145,6 @@ class KubernetesPodExecutor(BaseExecutor):
             deployment_id=self.deployment_id,
         )
         self._services = services
-        self._launcher, self._deleter, self._orphans = services.launcher, services.deleter, services.orphans
-        self._watchers = services.watchers
 
     def end(self) -> None:
         self.sync()
@@ -143,7 +153,7 @@ class KubernetesPodExecutor(BaseExecutor):
     def terminate(self) -> None:
         if self._services is not None:
             self._services.stop()
-        self._watchers = {}
+            self._services.watchers.clear()
 
     # --- launching ------------------------------------------------------------------------
 
@@ -243,7 +253,7 @@ class KubernetesPodExecutor(BaseExecutor):
                 self._delete_pod(result.namespace, result.pod_name, uid=result.uid)
             return
         actions = settle_launch(pod, result)
-        if actions.stray:
+        if actions.delete_uid is not None:  # a stray pod
             self.log.warning(
                 "Task %s: deleting pod %s/%s (uid %s): it was created after its queueing ended",
                 pod.key,

@@ -74,6 +74,11 @@ class QuotaWaits:
         self._lock = threading.Lock()
         self._waiting: dict[str, deque[Interrupt]] = {}
 
+    def __len__(self) -> int:
+        """Launches waiting now, in every namespace."""
+        with self._lock:
+            return sum(len(waiting) for waiting in self._waiting.values())
+
     def wait(self, namespace: str, interrupt: Interrupt, seconds: float) -> bool:
         """Wait up to ``seconds``, or until room frees in ``namespace``; True if the launch was interrupted."""
         with self._lock:

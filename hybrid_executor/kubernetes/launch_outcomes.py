@@ -15,8 +15,8 @@ from hybrid_executor.kubernetes.tracking import TrackedPod
 @dataclass(frozen=True)
 class LaunchActions:
     delete: bool = False  # delete the pod's name (with ``delete_uid`` as a precondition when set)
+    # Set only for a stray pod: one created after its queueing ended (worth a warning).
     delete_uid: str | None = None
-    stray: bool = False  # the pod deleted was created after its queueing ended (worth a warning)
     stop_running: bool = False  # the task instance moved on: no longer running here, nothing reported
     failure: tuple[str, str] | None = None  # (event, message): report the task failed
 
@@ -41,7 +41,7 @@ def _created(pod: TrackedPod, result: LaunchResult) -> LaunchActions:
         or (pod.finished and pod.uid is None)  # the outcome came before any pod did
     )
     if stray:
-        return LaunchActions(delete=True, delete_uid=result.uid, stray=True)
+        return LaunchActions(delete=True, delete_uid=result.uid)
     if pod.revoked:
         return LaunchActions(delete=True)  # 409: the pod an earlier attempt stored
     if pod.uid is None and result.uid is not None:

@@ -171,6 +171,10 @@ class PodLauncher:
         with self._lock:
             return len(self._pending)
 
+    def waiting_for_quota(self) -> int:
+        """Launches refused for a full quota, waiting for a pod of their namespace to end."""
+        return len(self._quota_waits)
+
     def stop(self, timeout: float) -> None:
         """Interrupt every wait, give queued requests a cancelled result, and join the workers.
 

@@ -592,6 +592,7 @@ def test_a_launch_waiting_for_a_full_quota_tries_again_as_soon_as_a_pod_there_en
     launcher.submit(request(2))
     # Both refused (403 exceeded quota): answered, not only arrived, or the delete below could come first.
     wait_until(lambda: sum("failed (attempt 1)" in r.getMessage() for r in caplog.records) >= 2)
+    wait_until(lambda: launcher.waiting_for_quota() == 2)
     api.delete_pod(NS, "running")
     launcher.quota_freed(NS)  # what the executor says when it sees a pod of the namespace end
     [result] = collect(launcher, 1, timeout=30)
@@ -599,6 +600,7 @@ def test_a_launch_waiting_for_a_full_quota_tries_again_as_soon_as_a_pod_there_en
     assert result.ok
     assert result.attempts == 2
     assert creates(kube) - before == 3  # one woken per pod that ended: the other still waits
+    assert launcher.waiting_for_quota() == 1
     launcher.cancel(name(1) if result.pod_name == name(2) else name(2))
 
 
