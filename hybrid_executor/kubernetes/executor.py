@@ -32,8 +32,6 @@ from hybrid_executor.kubernetes.pods import (
     base_pod_template,
     pod_context_for,
     pod_name_for,
-    queueing_of_pod,
-    task_key_from_pod,
     worker_pod_body,
 )
 from hybrid_executor.kubernetes.podstate import PodOutcome, outcome_of
@@ -276,7 +274,7 @@ class KubernetesPodExecutor(BaseExecutor):
     def _on_pod_event(self, event: PodEvent) -> None:
         metadata = event.pod.get("metadata") or {}
         pod = self._table.by_name.get(metadata.get("name", ""))
-        if pod is None or queueing_of_pod(event.pod) != pod.queueing or task_key_from_pod(event.pod) != pod.key:
+        if pod is None or event.queueing != pod.queueing or event.key != pod.key:
             return  # not a pod of a queueing this executor follows (another deployment's, or an older one's)
         uid = metadata.get("uid")
         if pod.uid is None:

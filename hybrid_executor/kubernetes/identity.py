@@ -8,6 +8,7 @@ to every pod it builds, after the pod_override and the mutation hook.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -60,6 +61,8 @@ _NOT_DNS = re.compile(r"[^a-z0-9]+")
 
 def field_of(obj: Any, attribute: str, json_key: str | None = None) -> Any:
     """``obj.attribute`` of a model, or ``obj[json_key]`` of the API's JSON."""
+    if type(obj) is dict:  # the watch's JSON, on every event: no ABC check
+        return obj.get(json_key or attribute)
     if obj is None:
         return None
     if isinstance(obj, Mapping):
@@ -74,6 +77,7 @@ def _dns_part(text: str) -> str:
     return _NOT_DNS.sub("-", ascii_ish).strip("-")
 
 
+@functools.lru_cache(maxsize=4096)  # a mapped task's many pods, a DAG's many tasks: the same few pairs
 def _readable_prefix(dag_id: str, task_id: str) -> str:
     dag, task = _dns_part(dag_id), _dns_part(task_id)
     if not dag or not task:
@@ -102,7 +106,8 @@ def _identity_hash(key: TaskInstanceKey, queueing: str, relaunch: int = 0) -> st
         fields.append(int(relaunch))
     canonical = json.dumps(fields)
     digest = hashlib.sha256(canonical.encode("ascii")).digest()
-    return b32encode(digest).decode("ascii").lower()[:_HASH_LEN]
+    # Base32 turns each 5 bytes into 8 characters: the first 10 bytes are the first 16 characters.
+    return b32encode(digest[: _HASH_LEN * 5 // 8]).decode("ascii").lower()
 
 
 def pod_name_for(key: TaskInstanceKey, queueing: str | None, relaunch: int = 0) -> str:

@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from airflow.models.taskinstancekey import TaskInstanceKey
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)  # one per pod in flight: no __dict__ each for the collector to scan
 class TrackedPod:
     """What this executor knows of the pod of one queueing of a task.
 

@@ -34,12 +34,16 @@ import queue
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import tenacity
 
+from hybrid_executor.kubernetes.identity import queueing_of_pod, task_key_from_pod
 from hybrid_executor.metrics import PodMetrics
+
+if TYPE_CHECKING:
+    from airflow.models.taskinstancekey import TaskInstanceKey
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +122,14 @@ class PodEvent:
     type: str
     pod: dict[str, Any]
     synthetic: bool = False  # a DELETED the watcher made up after a relist, not the server's
+    # The pod's identity, read from its metadata on the thread that makes the event (a watcher's),
+    # so that the scheduler's thread, which handles hundreds of events per heartbeat, only compares.
+    key: TaskInstanceKey | None = field(init=False, repr=False, compare=False)
+    queueing: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", task_key_from_pod(self.pod))
+        object.__setattr__(self, "queueing", queueing_of_pod(self.pod))
 
 
 def _key(pod: dict[str, Any]) -> tuple[str, str]:
