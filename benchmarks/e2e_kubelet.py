@@ -13,8 +13,9 @@ So no task code runs in pods, and an executor reports a task success only once i
 is success in the database (Airflow 3 treats a success for a task still QUEUED as killed
 externally). It records when each ADDED was seen, per DAG run, for the pods-created figures.
 
-Driven over a multiprocessing pipe: ``("added", run_id)`` -> creation times (epoch seconds) and
-the first pod of that run (for the raw client's pods of the same shape); ``("clear",)`` deletes
+Driven over a multiprocessing pipe: ``("added", run_id)`` -> creation times (epoch seconds), the
+same by task instance id (the first pod of each), and the first pod of that run (for the raw
+client's pods of the same shape); ``("clear",)`` deletes
 the namespace's pods; ``("stop",)``.
 """
 
@@ -75,6 +76,7 @@ class Kubelet:
         self.pool = ThreadPoolExecutor(threads)
         self.lock = threading.Condition()
         self.added: dict[str, list[float]] = defaultdict(list)  # run_id -> when each pod was seen
+        self.added_by_ti: dict[str, dict[str, float]] = defaultdict(dict)  # run_id -> ti id -> its first pod seen
         self.first_pod: dict[str, dict[str, Any]] = {}
         self.due: list[tuple[float, int, str, dict[str, Any]]] = []  # (when, tiebreak, pod name, workload)
         self.failures = 0
@@ -110,6 +112,7 @@ class Kubelet:
         run_id = workload["ti"]["run_id"]
         with self.lock:
             self.added[run_id].append(now)
+            self.added_by_ti[run_id].setdefault(str(workload["ti"]["id"]), now)
             self.first_pod.setdefault(run_id, pod)
             self._count += 1
             heapq.heappush(self.due, (time.monotonic() + self.delay, self._count, pod["metadata"]["name"], workload))
@@ -149,9 +152,13 @@ class Kubelet:
                 name, self.namespace, _status(phase), _content_type="application/merge-patch+json"
             )
 
-    def added_for(self, run_id: str) -> tuple[list[float], dict[str, Any] | None]:
+    def added_for(self, run_id: str) -> tuple[list[float], dict[str, float], dict[str, Any] | None]:
         with self.lock:
-            return list(self.added.get(run_id, [])), self.first_pod.get(run_id)
+            return (
+                list(self.added.get(run_id, [])),
+                dict(self.added_by_ti.get(run_id, {})),
+                self.first_pod.get(run_id),
+            )
 
     def clear(self) -> int:
         with self.lock:

@@ -36,6 +36,7 @@ class Round:
     pods: list[float] = field(default_factory=list)  # seconds from the run's start to each pod's creation
     finished: list[tuple[float, str]] = field(default_factory=list)  # (seconds to success, task_id)
     waits: list[float] = field(default_factory=list)  # queued-to-running per task, seconds
+    to_created: list[float] = field(default_factory=list)  # queued to its pod created, per Kubernetes task, seconds
     loops_ms: list[float] = field(default_factory=list)  # the scheduler's scheduler_loop_duration timer
     others: tuple[float, float] | None = None  # MachineUse: other processes' and stolen cores
 
@@ -78,6 +79,13 @@ def figures_for(variant: str) -> list[Figure]:
     figures += [
         ("q->run p50 s", lambda r: percentile(r.waits, 0.5), False),
         ("q->run p99 s", lambda r: percentile(r.waits, 0.99), False),
+    ]
+    if variant != "celery":
+        figures += [
+            ("q->pod p50 s", lambda r: percentile(r.to_created, 0.5), False),
+            ("q->pod p99 s", lambda r: percentile(r.to_created, 0.99), False),
+        ]
+    figures += [
         ("loop p50 ms", lambda r: percentile(r.loops_ms, 0.5), False),
         ("loop p99 ms", lambda r: percentile(r.loops_ms, 0.99), False),
     ]

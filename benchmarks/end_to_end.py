@@ -28,7 +28,8 @@ every executor at 32 tasks in flight.
 
 Printed per round and as medians, with the ratio ours/other: pods/s (from the trigger to the
 last pod created), tasks/s (to the last task success), p50/p99 queued-to-running per task (the
-task instances' ``queued_dttm`` to ``start_date``), and the scheduler's own
+task instances' ``queued_dttm`` to ``start_date``), p50/p99 queued-to-created (``queued_dttm`` to
+the kubelet's watch seeing the task's pod: the executor's own part of it), and the scheduler's own
 ``scheduler.scheduler_loop_duration`` timer (StatsD). A figure marked * did not finish within the
 deadline: it is the rate over the window the round had. Then the raw rate: 16 threads of the
 kubernetes client creating pods of the same shape (the first pod of ours) against the same API.
@@ -82,7 +83,7 @@ def _expected(variant: str, tasks: int, mixed: int) -> dict[str, int]:
 def _task_instances(stack: BenchStack, dag_id: str, run_id: str) -> list[Any]:
     assert stack.engine is not None
     query = text(
-        "select task_id, state, queued_dttm, start_date, end_date from task_instance "
+        "select id, task_id, state, queued_dttm, start_date, end_date from task_instance "
         "where dag_id = :dag and run_id = :run and map_index >= 0"
     )
     with stack.engine.connect() as conn:
@@ -120,12 +121,15 @@ def _round(
     finally:
         scheduler.stop(grace=30)
         figures.others = machine.others()
+    added, created, first_pod = stack.kubelet("added", run_id)  # type: ignore[misc]
     for ti in _task_instances(stack, dag_id, run_id):
         if ti.state == "success" and ti.end_date is not None:
             figures.finished.append((ti.end_date.timestamp() - began, ti.task_id))
         if ti.queued_dttm is not None and ti.start_date is not None:
             figures.waits.append((ti.start_date - ti.queued_dttm).total_seconds())
-    added, first_pod = stack.kubelet("added", run_id)  # type: ignore[misc]
+        if ti.queued_dttm is not None and str(ti.id) in created:
+            # The executor's own part of queued-to-running; the rest is the kubelet's and the api-server's.
+            figures.to_created.append(created[str(ti.id)] - ti.queued_dttm.timestamp())
     figures.pods = [moment - began for moment in added]
     stack.clear_run(dag_id, run_id)
     return first_pod

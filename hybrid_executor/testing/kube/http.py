@@ -141,6 +141,11 @@ class ApiHttp:
                 response = await self._dispatch(request, target, verb, decision)
         except ApiError as error:
             response = error_response(error)
+        except ConnectionResetError:
+            # The client went away while its body was read (kube-apiserver's readBody failing): the
+            # request does nothing and its error reaches no one. Not a handler crash.
+            log.debug("client gone during %s %s", request.method, path)
+            return error_response(ApiError(500, "InternalError", "Internal error occurred: connection lost", {}))
         except Exception as error:
             # As the real server does with a panic in a handler: a Status, and the trace in its own log.
             log.exception("internal error serving %s %s", request.method, path)

@@ -82,3 +82,30 @@ def test_delete_options_in_the_body_win_whole_and_the_query_is_then_not_read(
         {"gracePeriodSeconds": 7},
         {"gracePeriodSeconds": 4, "propagationPolicy": "Background"},
     ]
+
+
+def test_a_client_gone_while_sending_a_delete_body_deletes_nothing_and_is_no_internal_error(
+    kube: Any, ns: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # kube-apiserver's DeleteResource reads the body before anything else: when that read fails
+    # (the client went away), it answers the error to no one and deletes nothing; it is not a
+    # handler crash, so no "internal error" with a trace goes to its log.
+    import socket
+    from urllib.parse import urlsplit
+
+    kube.v1.create_namespaced_pod(
+        ns, {"metadata": {"name": "kept"}, "spec": {"containers": [{"name": "c", "image": "i"}]}}
+    )
+    address = urlsplit(kube.api.url)
+    with socket.create_connection((address.hostname, address.port), timeout=5) as conn:
+        conn.sendall(
+            f"DELETE /api/v1/namespaces/{ns}/pods/kept HTTP/1.1\r\nHost: {address.netloc}\r\n"
+            'Content-Type: application/json\r\nContent-Length: 400\r\n\r\n{"gracePeriodSeconds": '.encode()
+        )
+        time.sleep(0.3)  # the server is reading the body now
+    time.sleep(0.5)
+
+    assert kube.v1.read_namespaced_pod("kept", ns).metadata.deletion_timestamp is None
+    assert not [
+        r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL") and "internal error" in r.getMessage()
+    ]
