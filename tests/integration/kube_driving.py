@@ -280,9 +280,10 @@ class KubeRoute:
     def kill(self, executor: Any) -> None:
         self.executors.kill(executor)
 
-    def queue(self, executor: Any, task_ids: list[str]) -> list[QueuedTask]:
-        """A new DAG run's task instances ``task_ids``, QUEUED for ``executor`` as the scheduler queues them."""
-        return self.queue_run(self.dag_id, executor, task_ids)
+    def queue(self, executor: Any, task_ids: list[str], *, in_workload: bool = True) -> list[QueuedTask]:
+        """A new DAG run's task instances ``task_ids``, QUEUED for ``executor`` as the scheduler queues them
+        (``in_workload=False``: their external_executor_id not in the workload, as Airflow 3.1 queues them)."""
+        return self.queue_run(self.dag_id, executor, task_ids, in_workload=in_workload)
 
     def queue_by_task_id(self, executor: Any, task_ids: list[str]) -> dict[str, QueuedTask]:
         return {t.ti.task_id: t for t in self.queue(executor, task_ids)}
