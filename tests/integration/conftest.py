@@ -182,5 +182,6 @@ def kube(
     pod_history: PodHistory,
     executor_config: Callable[..., None],
 ) -> KubeRoute:
-    """The fixtures a Kubernetes-route test drives, in one."""
+    """The fixtures a Kubernetes-route test drives, in one parameter. ``executors`` comes first, as it did in
+    each test's own list: set up first, its executors end last (after the pod history stops recording)."""
     return KubeRoute(kube_api, namespace, executors, pod_history, executor_config, queue_run, kube_route)
