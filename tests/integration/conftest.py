@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from kube_driving import KUBE_ROUTE, Executors, PodHistory, QueuedTask
+from kube_driving import KUBE_ROUTE, Executors, KubeRoute, PodHistory, QueuedTask
 
 from hybrid_executor.compat import set_external_executor_id
 from hybrid_executor.testing.kube import KubeletConfig, LocalKubeAPI
@@ -170,3 +170,18 @@ def executors(executor_config: Callable[..., None]) -> Iterator[Executors]:
 @pytest.fixture
 def kube_route(make_dag: Callable[..., str]) -> str:
     return make_dag("kube_route", KUBE_ROUTE)
+
+
+@pytest.fixture
+def kube(
+    executors: Executors,
+    kube_route: str,
+    queue_run: Callable[..., list[QueuedTask]],
+    kube_api: LocalKubeAPI,
+    namespace: str,
+    pod_history: PodHistory,
+    executor_config: Callable[..., None],
+) -> KubeRoute:
+    """The fixtures a Kubernetes-route test drives, in one parameter. ``executors`` comes first, as it did in
+    each test's own list: set up first, its executors end last (after the pod history stops recording)."""
+    return KubeRoute(kube_api, namespace, executors, pod_history, executor_config, queue_run, kube_route)

@@ -227,3 +227,107 @@ def cleanup_passes(executor: Any, count: int = 1) -> None:
 
 def cleanup_passes_done(executor: Any) -> int:
     return int(executor.kubernetes_executor._orphans._passes)
+
+
+def queue_and_wait_for_final(executor: Any, tasks: list[Any], timeout: float = 30) -> dict[Any, Final]:
+    """Hand ``tasks`` to ``executor`` and heartbeat until each of them has its final state."""
+    queue_all(executor, tasks)
+    return wait_for_final(executor, {t.key for t in tasks}, timeout=timeout)
+
+
+def wait_for_final_of(executor: Any, task: Any, timeout: float = 30) -> Final:
+    """Heartbeat until ``task`` has its final state in the event buffer."""
+    return wait_for_final(executor, {task.key}, timeout=timeout)[task.key]
+
+
+def states_by_task_id(events: dict[Any, Final]) -> dict[str, Any]:
+    return {key.task_id: final.state for key, final in events.items()}
+
+
+def heartbeat_times(executor: Any, count: int, pause: float = 0.1) -> None:
+    """``count`` more heartbeats, ``pause`` seconds apart: time for whatever was still to come to come."""
+    for _ in range(count):
+        executor.heartbeat()
+        time.sleep(pause)
+
+
+def events_over_heartbeats(executor: Any, count: int, pause: float = 0.1) -> dict[Any, Any]:
+    """Every event ``executor`` reports over ``count`` more heartbeats, ``pause`` seconds apart."""
+    seen: dict[Any, Any] = {}
+    for _ in range(count):
+        executor.heartbeat()
+        seen.update(executor.get_event_buffer())
+        time.sleep(pause)
+    return seen
+
+
+@dataclass
+class KubeRoute:
+    """What a Kubernetes-route test drives: the local API and the test's namespace on it, the executors
+    it starts, the server's record of the namespace's pods, and the task instances of the kube_route DAG."""
+
+    api: LocalKubeAPI
+    namespace: str
+    executors: Executors
+    history: PodHistory
+    configure: Callable[[str, str, str], None]  # the executor_config fixture: (section, key, value)
+    queue_run: Callable[..., list[QueuedTask]]
+    dag_id: str
+
+    def start(self, job_id: int = 4242, **options: str) -> Any:
+        return self.executors.start(job_id, **options)
+
+    def kill(self, executor: Any) -> None:
+        self.executors.kill(executor)
+
+    def queue(self, executor: Any, task_ids: list[str], *, in_workload: bool = True) -> list[QueuedTask]:
+        """A new DAG run's task instances ``task_ids``, QUEUED for ``executor`` as the scheduler queues them
+        (``in_workload=False``: their external_executor_id not in the workload, as Airflow 3.1 queues them)."""
+        return self.queue_run(self.dag_id, executor, task_ids, in_workload=in_workload)
+
+    def queue_by_task_id(self, executor: Any, task_ids: list[str]) -> dict[str, QueuedTask]:
+        return {t.ti.task_id: t for t in self.queue(executor, task_ids)}
+
+    def phases(self) -> dict[str, str]:
+        return phases(self.api, self.namespace)
+
+    def labels(self) -> dict[str, dict[str, str]]:
+        """Pod name -> its labels, for every pod of the namespace."""
+        return {pod["metadata"]["name"]: pod["metadata"]["labels"] for pod in self.api.pods(self.namespace)}
+
+    def pod_fault(self, verb: str, **rule: Any) -> Any:
+        """A fault rule for ``verb`` requests on the pods of this test's namespace only."""
+        return self.api.faults.add(verb, "pods", pods_path(self.namespace), **rule)
+
+    def requests(self, verb: str) -> int:
+        return requests_of(self.api, verb)
+
+    def core(self) -> Any:
+        from kubernetes.client import CoreV1Api
+
+        return CoreV1Api(self.api.api_client())
+
+    def wait_for_phase(self, beating: Any, pod_name: str, phase: str, timeout: float = 20, what: str = "") -> None:
+        """Heartbeat ``beating`` until the pod ``pod_name`` is in ``phase``."""
+        heartbeat_until(
+            beating, lambda: self.phases().get(pod_name) == phase, timeout=timeout, what=what or f"{pod_name} {phase}"
+        )
+
+    def wait_for_watcher(self, executor: Any) -> None:
+        """Heartbeat until the executor's watcher of the namespace has listed its pods."""
+        heartbeat_until(
+            executor, lambda: executor.kubernetes_executor._watchers[self.namespace].synced, what="the watcher to list"
+        )
+
+    def launched_by_a_dead_scheduler(self, job_id: int, task_ids: list[str]) -> list[QueuedTask]:
+        """The tasks ``task_ids``, whose pods a scheduler of job ``job_id`` launched before it died."""
+        dead = self.start(job_id=job_id)
+        tasks = self.queue(dead, task_ids)
+        launch_then_die(self.executors, dead, tasks, self.history)
+        return tasks
+
+    def launch(self, executor: Any, task_ids: list[str]) -> list[QueuedTask]:
+        """The tasks ``task_ids`` queued (as the scheduler queues them) and handed to ``executor``."""
+        tasks = self.queue(executor, task_ids)
+        queue_all(executor, tasks)
+        return tasks

@@ -7,32 +7,21 @@ entries themselves, on a few tasks, so a structure that keeps one entry per task
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import Any
 
 import pytest
-from kube_driving import MANY, Executors, heartbeat_until, phases, queue_all, wait_for_final
-
-from hybrid_executor.testing.kube import LocalKubeAPI
+from kube_driving import MANY, KubeRoute, heartbeat_until, queue_and_wait_for_final
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("no_faults_left")]
 
 
-def test_once_its_pods_are_deleted_the_pod_executor_holds_nothing_of_its_tasks(
-    executors: Executors,
-    kube_route: str,
-    queue_run: Callable[..., list[Any]],
-    kube_api: LocalKubeAPI,
-    namespace: str,
-) -> None:
+def test_once_its_pods_are_deleted_the_pod_executor_holds_nothing_of_its_tasks(kube: KubeRoute) -> None:
     from airflow.utils.state import TaskInstanceState
 
-    executor = executors.start(delete_worker_pods="True")
-    tasks = queue_run(kube_route, executor, [f"many_{number}" for number in range(MANY)])
+    executor = kube.start(delete_worker_pods="True")
+    tasks = kube.queue(executor, [f"many_{number}" for number in range(MANY)])
 
-    queue_all(executor, tasks)
-    events = wait_for_final(executor, {t.key for t in tasks})
-    heartbeat_until(executor, lambda: phases(kube_api, namespace) == {}, what="every pod deleted")
+    events = queue_and_wait_for_final(executor, tasks)
+    heartbeat_until(executor, lambda: kube.phases() == {}, what="every pod deleted")
     pods = executor.kubernetes_executor
 
     def left() -> dict[str, int]:

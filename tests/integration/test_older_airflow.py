@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 import pytest
-from kube_driving import Executors, PodHistory, pods_path, queue_all, wait_for_final
+from kube_driving import KubeRoute, queue_and_wait_for_final
 
 from hybrid_executor.compat import scheduler_pre_assigns_external_executor_id
-from hybrid_executor.testing.kube import LocalKubeAPI
 
 pytestmark = [
     pytest.mark.slow,
@@ -21,28 +17,20 @@ pytestmark = [
 ]
 
 
-def test_a_retried_create_of_a_queueing_whose_id_the_executor_drew_still_makes_its_pod(
-    executors: Executors,
-    kube_route: str,
-    queue_run: Callable[..., list[Any]],
-    kube_api: LocalKubeAPI,
-    namespace: str,
-    pod_history: PodHistory,
-) -> None:
+def test_a_retried_create_of_a_queueing_whose_id_the_executor_drew_still_makes_its_pod(kube: KubeRoute) -> None:
     """Airflow 3.1: the workload has no id, the executor draws one; the task instance's row holds another
     (its previous queueing's, as after a deferral) until the scheduler reads the QUEUED event. A create
     retried meanwhile must not take that for "moved on": the task would wait for task_queued_timeout."""
     from airflow.utils.state import TaskInstanceState
 
-    executor = executors.start()
-    tasks = queue_run(kube_route, executor, ["ok"], in_workload=False)
-    rule = kube_api.faults.add("create", "pods", pods_path(namespace), status=503, times=2)
+    executor = kube.start()
+    tasks = kube.queue(executor, ["ok"], in_workload=False)
+    rule = kube.pod_fault("create", status=503, times=2)
 
-    queue_all(executor, tasks)
-    events = wait_for_final(executor, {tasks[0].key}, timeout=60)
+    events = queue_and_wait_for_final(executor, tasks, timeout=60)
 
     assert events[tasks[0].key].state == TaskInstanceState.SUCCESS
     assert rule.hits == 2
-    assert len(pod_history.names()) == 1
+    assert len(kube.history.names()) == 1
     drawn = tasks[0].workload.ti.external_executor_id
     assert drawn != tasks[0].ti.external_executor_id  # the executor's own, reported for the scheduler to store

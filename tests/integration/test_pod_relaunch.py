@@ -9,21 +9,11 @@ executor has answered, so the new pod then runs its task for real on the kubelet
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from kube_driving import (
-    Executors,
-    PodHistory,
-    event_log,
-    heartbeat_until,
-    phases,
-    pods_path,
-    queue_all,
-    wait_for_final,
-)
+from kube_driving import KubeRoute, PodHistory, event_log, events_over_heartbeats, heartbeat_until, wait_for_final_of
 
 from hybrid_executor.testing.kube import LocalKubeAPI
 
@@ -63,19 +53,12 @@ def warnings_said() -> Iterator[list[str]]:
 
 
 @pytest.fixture
-def launch_waiting(
-    kube_route: str,
-    queue_run: Callable[..., list[Any]],
-    kube_api: LocalKubeAPI,
-    namespace: str,
-    no_room: Callable[[], None],
-) -> Callable[[Any], tuple[Any, str]]:
+def launch_waiting(kube: KubeRoute, no_room: Callable[[], None]) -> Callable[[Any], tuple[Any, str]]:
     """Queue task "ok" on ``executor``; its queued task and pod once the pod waits for a node."""
 
     def launch(executor: Any) -> tuple[Any, str]:
-        [queued] = queue_run(kube_route, executor, ["ok"])
-        queue_all(executor, [queued])
-        _wait_unschedulable(executor, kube_api, namespace, queued.pod_name)
+        [queued] = kube.launch(executor, ["ok"])
+        _wait_unschedulable(executor, kube, queued.pod_name)
         return queued, queued.pod_name
 
     return launch
@@ -87,19 +70,17 @@ def _second_pod(executor: Any, history: PodHistory, first: str) -> str:
     return second
 
 
-def _wait_unschedulable(executor: Any, kube_api: LocalKubeAPI, namespace: str, name: str) -> None:
+def _wait_unschedulable(executor: Any, kube: KubeRoute, name: str) -> None:
     def unschedulable() -> bool:
-        pod = kube_api.pod(namespace, name)
+        pod = kube.api.pod(kube.namespace, name)
         conditions = ((pod or {}).get("status") or {}).get("conditions") or []
         return any(c.get("type") == "PodScheduled" and c.get("status") == "False" for c in conditions)
 
     heartbeat_until(executor, unschedulable, what=f"pod {name} to wait for a node")
 
 
-def _fail(kube_api: LocalKubeAPI, namespace: str, name: str, reason: str | None) -> None:
+def _fail(kube: KubeRoute, name: str, reason: str | None) -> None:
     """Fail the pod as its node would: a container that terminated for ``reason``, or (None) an eviction."""
-    from kubernetes.client import CoreV1Api
-
     if reason is None:
         status: dict[str, Any] = {"phase": "Failed", "reason": "Evicted", "message": "The node was low on memory."}
     else:
@@ -117,78 +98,63 @@ def _fail(kube_api: LocalKubeAPI, namespace: str, name: str, reason: str | None)
                 }
             ],
         }
-    CoreV1Api(kube_api.api_client()).patch_namespaced_pod_status(name, namespace, {"status": status})
-
-
-def _quiet(executor: Any, beats: int = 10) -> dict[Any, Any]:
-    later: dict[Any, Any] = {}
-    for _ in range(beats):
-        executor.heartbeat()
-        later.update(executor.get_event_buffer())
-        time.sleep(0.1)
-    return later
+    kube.core().patch_namespaced_pod_status(name, kube.namespace, {"status": status})
 
 
 def test_a_pod_failed_before_its_task_started_gets_one_new_pod_and_the_task_succeeds(
-    executors: Executors,
-    kube_api: LocalKubeAPI,
-    namespace: str,
-    pod_history: PodHistory,
+    kube: KubeRoute,
     no_room: Callable[[], None],
     launch_waiting: Callable[[Any], tuple[Any, str]],
     warnings_said: list[str],
 ) -> None:
     from airflow.utils.state import TaskInstanceState
 
-    executor = executors.start(delete_worker_pods="True", delete_worker_pods_on_failure="True")
+    executor = kube.start(delete_worker_pods="True", delete_worker_pods_on_failure="True")
     queued, first = launch_waiting(executor)
 
-    _fail(kube_api, namespace, first, "ContainerCannotRun")
-    second = _second_pod(executor, pod_history, first)
+    _fail(kube, first, "ContainerCannotRun")
+    second = _second_pod(executor, kube.history, first)
     # The failed pod goes by the policy (here: deleted), and nothing was reported for it.
-    heartbeat_until(executor, lambda: first not in phases(kube_api, namespace), what="the failed pod deleted")
+    heartbeat_until(executor, lambda: first not in kube.phases(), what="the failed pod deleted")
     assert queued.key not in executor.get_event_buffer()
     no_room()
-    final = wait_for_final(executor, {queued.key})[queued.key]
+    final = wait_for_final_of(executor, queued)
 
     assert final.state == TaskInstanceState.SUCCESS
-    assert pod_history.names() == {first, second}
-    assert (pod_history.creations(first), pod_history.creations(second)) == (1, 1)
+    assert kube.history.names() == {first, second}
+    assert (kube.history.creations(first), kube.history.creations(second)) == (1, 1)
     assert warnings_said == [
-        f"[Try 1 of 1] Pod {namespace}/{first} for task {queued.key} failed before the task process started "
+        f"[Try 1 of 1] Pod {kube.namespace}/{first} for task {queued.key} failed before the task process started "
         "(container_reason: ContainerCannotRun). Requeuing without consuming a task retry."
     ]
     logs = event_log(executor)["ok"]
     assert "pod failed before its task started" in logs
     assert "ContainerCannotRun" in logs
-    assert _quiet(executor) == {}
+    assert events_over_heartbeats(executor, 10) == {}
     assert not executor.running
 
 
 def test_a_second_failure_before_start_fails_the_task_with_that_pods_message(
-    executors: Executors,
-    kube_api: LocalKubeAPI,
-    namespace: str,
-    pod_history: PodHistory,
+    kube: KubeRoute,
     launch_waiting: Callable[[Any], tuple[Any, str]],
 ) -> None:
     from airflow.utils.state import TaskInstanceState
 
-    executor = executors.start()  # delete_worker_pods False (the tests' default): both failed pods stay
+    executor = kube.start()  # delete_worker_pods False (the tests' default): both failed pods stay
     queued, first = launch_waiting(executor)
-    _fail(kube_api, namespace, first, "ContainerCannotRun")
-    _fail(kube_api, namespace, first, "ContainerCannotRun")  # a second Failed event of the same pod: one new pod
-    second = _second_pod(executor, pod_history, first)
-    _wait_unschedulable(executor, kube_api, namespace, second)
+    _fail(kube, first, "ContainerCannotRun")
+    _fail(kube, first, "ContainerCannotRun")  # a second Failed event of the same pod: one new pod
+    second = _second_pod(executor, kube.history, first)
+    _wait_unschedulable(executor, kube, second)
 
-    _fail(kube_api, namespace, second, None)  # evicted before it started, too
-    final = wait_for_final(executor, {queued.key})[queued.key]
+    _fail(kube, second, None)  # evicted before it started, too
+    final = wait_for_final_of(executor, queued)
 
     assert final.state == TaskInstanceState.FAILED
-    assert f"pod {namespace}/{second} was evicted" in event_log(executor)["ok"]
-    assert _quiet(executor) == {}
-    assert pod_history.names() == {first, second}  # no third pod
-    assert set(phases(kube_api, namespace)) == {first, second}  # kept by the policy
+    assert f"pod {kube.namespace}/{second} was evicted" in event_log(executor)["ok"]
+    assert events_over_heartbeats(executor, 10) == {}
+    assert kube.history.names() == {first, second}  # no third pod
+    assert set(kube.phases()) == {first, second}  # kept by the policy
 
 
 @pytest.mark.parametrize(
@@ -200,11 +166,7 @@ def test_a_second_failure_before_start_fails_the_task_with_that_pods_message(
     ],
 )
 def test_a_pod_failure_fails_the_task_at_once(
-    executors: Executors,
-    executor_config: Callable[..., None],
-    kube_api: LocalKubeAPI,
-    namespace: str,
-    pod_history: PodHistory,
+    kube: KubeRoute,
     launch_waiting: Callable[[Any], tuple[Any, str]],
     reason: str,
     options: dict[str, str],
@@ -216,8 +178,8 @@ def test_a_pod_failure_fails_the_task_at_once(
     from sqlalchemy import update
 
     for option, value in options.items():
-        executor_config("kubernetes_executor", option, value)  # the stock option, as a stock user sets it
-    executor = executors.start()
+        kube.configure("kubernetes_executor", option, value)  # the stock option, as a stock user sets it
+    executor = kube.start()
     queued, first = launch_waiting(executor)
     if ran:  # its task process started (and set it running) before the pod failed
         with create_session() as session:
@@ -225,33 +187,30 @@ def test_a_pod_failure_fails_the_task_at_once(
                 update(TaskInstance).where(TaskInstance.id == queued.ti.id).values(state=TaskInstanceState.RUNNING)
             )
 
-    _fail(kube_api, namespace, first, reason)
-    final = wait_for_final(executor, {queued.key})[queued.key]
+    _fail(kube, first, reason)
+    final = wait_for_final_of(executor, queued)
 
     assert final.state == TaskInstanceState.FAILED
-    assert f"pod {namespace}/{first} failed: container base ended with exit code" in event_log(executor)["ok"]
+    assert f"pod {kube.namespace}/{first} failed: container base ended with exit code" in event_log(executor)["ok"]
     assert f"({reason}): {reason} here" in event_log(executor)["ok"]
-    assert _quiet(executor) == {}
-    assert pod_history.names() == {first}
+    assert events_over_heartbeats(executor, 10) == {}
+    assert kube.history.names() == {first}
 
 
 def test_a_revoke_while_the_new_pod_is_being_created_stops_it(
-    executors: Executors,
-    kube_api: LocalKubeAPI,
-    namespace: str,
-    pod_history: PodHistory,
+    kube: KubeRoute,
     launch_waiting: Callable[[Any], tuple[Any, str]],
 ) -> None:
-    executor = executors.start()
+    executor = kube.start()
     queued, first = launch_waiting(executor)
-    outage = kube_api.faults.add("create", "pods", pods_path(namespace), status=503)
+    outage = kube.pod_fault("create", status=503)
 
-    _fail(kube_api, namespace, first, "ContainerCannotRun")
+    _fail(kube, first, "ContainerCannotRun")
     heartbeat_until(executor, lambda: outage.hits >= 1, what="the new pod's create")
     executor.revoke_task(ti=queued.ti)  # the scheduler's task_queued_timeout
-    kube_api.faults.remove(outage)
+    kube.api.faults.remove(outage)
 
-    assert _quiet(executor, 20) == {}
-    assert pod_history.names() == {first}
+    assert events_over_heartbeats(executor, 20) == {}
+    assert kube.history.names() == {first}
     assert not executor.running
     assert not executor.kubernetes_executor._table.by_name

@@ -7,13 +7,9 @@ pods are created by the local Kubernetes API and run by its kubelet, with a faul
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 import pytest
-from kube_driving import Executors, heartbeat_until, phases, pods_path, queue_all, wait_for_final
+from kube_driving import KubeRoute, heartbeat_until, queue_all, queue_and_wait_for_final
 
-from hybrid_executor.testing.kube import LocalKubeAPI
 from hybrid_executor.testing.statsd import Received, StatsdReceiver
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("no_faults_left")]
@@ -23,32 +19,22 @@ def under(statsd: StatsdReceiver, name: str, **tags: str) -> list[Received]:
     return [metric for metric in statsd.received(name) if tags.items() <= metric.tags.items()]
 
 
-def test_the_router_and_its_pods_send_their_metrics(
-    statsd: StatsdReceiver,
-    executors: Executors,
-    kube_route: str,
-    queue_run: Callable[..., list[Any]],
-    kube_api: LocalKubeAPI,
-    namespace: str,
-) -> None:
-    executor = executors.start(delete_worker_pods="True")
-    heartbeat_until(
-        executor, lambda: executor.kubernetes_executor._watchers[namespace].synced, what="the watcher to list"
-    )
+def test_the_router_and_its_pods_send_their_metrics(statsd: StatsdReceiver, kube: KubeRoute) -> None:
+    executor = kube.start(delete_worker_pods="True")
+    kube.wait_for_watcher(executor)
     # The watch is cut once, then its resourceVersion is gone (410): it relists, before any pod exists,
     # so that it sees each pod Pending, then Running. One create answers 503 (retried).
-    kube_api.faults.add("watch", "pods", pods_path(namespace), reset=True, times=1)
-    kube_api.faults.add("watch", "pods", pods_path(namespace), status=410, times=1)
-    kube_api.close_watches()
+    kube.pod_fault("watch", reset=True, times=1)
+    kube.pod_fault("watch", status=410, times=1)
+    kube.api.close_watches()
     statsd.wait_for(
-        lambda: under(statsd, "hybrid_executor.watch.relists", namespace=namespace), timeout=30, what="the relist"
+        lambda: under(statsd, "hybrid_executor.watch.relists", namespace=kube.namespace), timeout=30, what="the relist"
     )
-    kube_api.faults.add("create", "pods", pods_path(namespace), status=503, times=1)
-    tasks = queue_run(kube_route, executor, ["ok", "sleep_1"])
+    kube.pod_fault("create", status=503, times=1)
+    tasks = kube.queue(executor, ["ok", "sleep_1"])
 
-    queue_all(executor, tasks)
-    wait_for_final(executor, {t.key for t in tasks})
-    heartbeat_until(executor, lambda: not phases(kube_api, namespace), what="the finished pods to be deleted")
+    queue_and_wait_for_final(executor, tasks)
+    heartbeat_until(executor, lambda: not kube.phases(), what="the finished pods to be deleted")
 
     # The router: BaseExecutor's gauges with its tags, and each route's, tagged and dotted.
     for status in ("open", "queued", "running"):
@@ -74,28 +60,19 @@ def test_the_router_and_its_pods_send_their_metrics(
     pending = statsd.received("hybrid_executor.pod.pending_duration")
     assert len(pending) == 2  # each pod was seen Pending, then Running
     assert all(m.kind == "ms" and m.value > 0 for m in pending)
-    assert under(statsd, "hybrid_executor.watch.reconnects", namespace=namespace)
-    assert [m.value for m in under(statsd, "hybrid_executor.watch.relists", namespace=namespace)] == [1]
-    assert statsd.received(f"hybrid_executor.watch.relists.{namespace}")
+    assert under(statsd, "hybrid_executor.watch.reconnects", namespace=kube.namespace)
+    assert [m.value for m in under(statsd, "hybrid_executor.watch.relists", namespace=kube.namespace)] == [1]
+    assert statsd.received(f"hybrid_executor.watch.relists.{kube.namespace}")
     assert not statsd.received("hybrid_executor.pod_create.failed")
 
 
-def test_adoption_counts_and_times_what_it_adopted(
-    statsd: StatsdReceiver,
-    executors: Executors,
-    kube_route: str,
-    queue_run: Callable[..., list[Any]],
-    kube_api: LocalKubeAPI,
-    namespace: str,
-) -> None:
-    dead = executors.start(job_id=71)
-    tasks = {t.ti.task_id: t for t in queue_run(kube_route, dead, ["sleep_3", "fails"])}
+def test_adoption_counts_and_times_what_it_adopted(statsd: StatsdReceiver, kube: KubeRoute) -> None:
+    dead = kube.start(job_id=71)
+    tasks = kube.queue_by_task_id(dead, ["sleep_3", "fails"])
     queue_all(dead, [tasks["sleep_3"]])
-    heartbeat_until(
-        dead, lambda: tasks["sleep_3"].pod_name in phases(kube_api, namespace), what="the pod to be created"
-    )
-    executors.kill(dead)
-    adopter = executors.start(job_id=72)
+    heartbeat_until(dead, lambda: tasks["sleep_3"].pod_name in kube.phases(), what="the pod to be created")
+    kube.kill(dead)
+    adopter = kube.start(job_id=72)
 
     not_adopted = adopter.try_adopt_task_instances([t.ti for t in tasks.values()])
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -25,9 +27,33 @@ def _take(events: Iterator[dict[str, Any]], count: int) -> list[tuple[str, str]]
     return taken
 
 
+@dataclass
+class Pods:
+    """The pods of a namespace of the test's own: made, changed and watched through the official client."""
+
+    v1: client.CoreV1Api
+    ns: str
+    make: Callable[..., client.V1Pod]  # the make_pod fixture
+    watch: Callable[..., Iterator[dict[str, Any]]]  # Watch().stream over the namespace's pods
+
+    def revision(self) -> str:
+        """The resourceVersion of a list of the namespace's pods, now."""
+        resource_version: str = self.v1.list_namespaced_pod(self.ns).metadata.resource_version
+        return resource_version
+
+    def patch(self, name: str, body: dict[str, Any]) -> client.V1Pod:
+        return self.v1.patch_namespaced_pod(name, self.ns, body)
+
+    def patch_status(self, name: str, body: dict[str, Any]) -> client.V1Pod:
+        return self.v1.patch_namespaced_pod_status(name, self.ns, body)
+
+    def delete(self, name: str, **options: Any) -> client.V1Pod:
+        return self.v1.delete_namespaced_pod(name, self.ns, **options)
+
+
 @pytest.fixture
-def pod_watch(v1: client.CoreV1Api, ns: str) -> Iterator[Callable[..., Iterator[dict[str, Any]]]]:
-    """Open ``Watch().stream`` over the pods of ``ns``; every stream is closed when the test ends."""
+def pods(v1: client.CoreV1Api, ns: str, make_pod: Callable[..., client.V1Pod]) -> Iterator[Pods]:
+    """``pods.watch`` opens ``Watch().stream`` over the pods of ``ns``; every stream is closed when the test ends."""
     opened: list[tuple[watch.Watch, Any]] = []
 
     def open_stream(**options: Any) -> Iterator[dict[str, Any]]:
@@ -37,10 +63,26 @@ def pod_watch(v1: client.CoreV1Api, ns: str) -> Iterator[Callable[..., Iterator[
         opened.append((watcher, stream))
         return stream
 
-    yield open_stream
+    yield Pods(v1, ns, make_pod, open_stream)
     for watcher, stream in opened:
         watcher.stop()
         stream.close()
+
+
+def _types_and_names(events: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    return [(e["type"], e["raw_object"]["metadata"]["name"]) for e in events]
+
+
+@contextmanager
+def _watching(list_call: Callable[..., Any], *args: Any, **options: Any) -> Iterator[Iterator[dict[str, Any]]]:
+    """``Watch().stream(list_call, ...)``, stopped and closed when the block ends."""
+    watcher = watch.Watch()
+    events = watcher.stream(list_call, *args, **options)
+    try:
+        yield events
+    finally:
+        watcher.stop()
+        events.close()
 
 
 def _raw_lines(response: Any) -> list[dict[str, Any]]:
@@ -50,37 +92,27 @@ def _raw_lines(response: Any) -> list[dict[str, Any]]:
         response.release_conn()
 
 
-def test_from_a_list_resource_version_come_exactly_the_later_events_in_order(
-    v1: client.CoreV1Api,
-    ns: str,
-    make_pod: Callable[..., client.V1Pod],
-    pod_watch: Callable[..., Iterator[dict[str, Any]]],
-) -> None:
-    make_pod("before")
-    listed = v1.list_namespaced_pod(ns)
-    make_pod("a")  # happens before the watch opens: replayed from the history
+def test_from_a_list_resource_version_come_exactly_the_later_events_in_order(pods: Pods) -> None:
+    pods.make("before")
+    listed = pods.v1.list_namespaced_pod(pods.ns)
+    pods.make("a")  # happens before the watch opens: replayed from the history
 
-    events = pod_watch(resource_version=listed.metadata.resource_version)
+    events = pods.watch(resource_version=listed.metadata.resource_version)
 
     assert _take(events, 1) == [("ADDED", "a")]
-    v1.patch_namespaced_pod("a", ns, {"metadata": {"labels": {"step": "2"}}})
-    v1.delete_namespaced_pod("a", ns)
-    make_pod("marker")
+    pods.patch("a", {"metadata": {"labels": {"step": "2"}}})
+    pods.delete("a")
+    pods.make("marker")
     assert _take(events, 4) == [("MODIFIED", "a"), ("MODIFIED", "a"), ("DELETED", "a"), ("ADDED", "marker")]
 
 
-def test_watch_events_carry_the_whole_object(
-    v1: client.CoreV1Api,
-    ns: str,
-    make_pod: Callable[..., client.V1Pod],
-    pod_watch: Callable[..., Iterator[dict[str, Any]]],
-) -> None:
-    start = v1.list_namespaced_pod(ns).metadata.resource_version
-    created = make_pod("full", labels={"k": "v"})
-    patched = v1.patch_namespaced_pod("full", ns, {"metadata": {"labels": {"k": "w"}}})
-    deleted = v1.delete_namespaced_pod("full", ns)
+def test_watch_events_carry_the_whole_object(pods: Pods) -> None:
+    start = pods.revision()
+    created = pods.make("full", labels={"k": "v"})
+    patched = pods.patch("full", {"metadata": {"labels": {"k": "w"}}})
+    deleted = pods.delete("full")
 
-    events = pod_watch(resource_version=start)
+    events = pods.watch(resource_version=start)
     added, modified, _marked, gone = next(events), next(events), next(events), next(events)
 
     assert isinstance(added["object"], client.V1Pod)
@@ -94,58 +126,46 @@ def test_watch_events_carry_the_whole_object(
     assert gone["object"].metadata.resource_version == deleted.metadata.resource_version
 
 
-def test_without_resource_version_existing_objects_come_first_as_added(
-    v1: client.CoreV1Api,
-    ns: str,
-    make_pod: Callable[..., client.V1Pod],
-    pod_watch: Callable[..., Iterator[dict[str, Any]]],
-) -> None:
-    make_pod("b")
-    make_pod("a")
-    v1.patch_namespaced_pod("a", ns, {"metadata": {"labels": {"x": "y"}}})
-    make_pod("gone")
-    v1.delete_namespaced_pod("gone", ns)
+def test_without_resource_version_existing_objects_come_first_as_added(pods: Pods) -> None:
+    pods.make("b")
+    pods.make("a")
+    pods.patch("a", {"metadata": {"labels": {"x": "y"}}})
+    pods.make("gone")
+    pods.delete("gone")
 
-    events = pod_watch()
+    events = pods.watch()
     initial = _take(events, 2)
 
     assert sorted(initial) == [("ADDED", "a"), ("ADDED", "b")]  # the current state, no history
-    make_pod("c")
+    pods.make("c")
     assert _take(events, 1) == [("ADDED", "c")]
 
 
-def test_resource_version_zero_also_starts_with_the_current_objects(
-    ns: str, make_pod: Callable[..., client.V1Pod], pod_watch: Callable[..., Iterator[dict[str, Any]]]
-) -> None:
-    make_pod("one")
-    make_pod("two")
+def test_resource_version_zero_also_starts_with_the_current_objects(pods: Pods) -> None:
+    pods.make("one")
+    pods.make("two")
 
-    events = pod_watch(resource_version="0")
+    events = pods.watch(resource_version="0")
 
     assert sorted(_take(events, 2)) == [("ADDED", "one"), ("ADDED", "two")]
-    make_pod("three")
+    pods.make("three")
     assert _take(events, 1) == [("ADDED", "three")]
 
 
-def test_label_selector_watch_sees_objects_enter_and_leave(
-    v1: client.CoreV1Api,
-    ns: str,
-    make_pod: Callable[..., client.V1Pod],
-    pod_watch: Callable[..., Iterator[dict[str, Any]]],
-) -> None:
-    start = v1.list_namespaced_pod(ns).metadata.resource_version
-    make_pod("in", labels={"team": "blue"})
-    make_pod("out", labels={"team": "red"})
-    v1.patch_namespaced_pod("out", ns, {"metadata": {"labels": {"team": "blue"}}})  # starts matching
-    v1.patch_namespaced_pod("in", ns, {"metadata": {"labels": {"team": "blue", "extra": "1"}}})  # still matches
-    left = v1.patch_namespaced_pod("in", ns, {"metadata": {"labels": {"team": "red"}}})  # stops matching
-    v1.patch_namespaced_pod("in", ns, {"metadata": {"labels": {"team": "green"}}})  # never seen
-    make_pod("marker", labels={"team": "blue"})
+def test_label_selector_watch_sees_objects_enter_and_leave(pods: Pods) -> None:
+    start = pods.revision()
+    pods.make("in", labels={"team": "blue"})
+    pods.make("out", labels={"team": "red"})
+    pods.patch("out", {"metadata": {"labels": {"team": "blue"}}})  # starts matching
+    pods.patch("in", {"metadata": {"labels": {"team": "blue", "extra": "1"}}})  # still matches
+    left = pods.patch("in", {"metadata": {"labels": {"team": "red"}}})  # stops matching
+    pods.patch("in", {"metadata": {"labels": {"team": "green"}}})  # never seen
+    pods.make("marker", labels={"team": "blue"})
 
-    events = pod_watch(resource_version=start, label_selector="team=blue")
+    events = pods.watch(resource_version=start, label_selector="team=blue")
     seen = [next(events) for _ in range(5)]
 
-    assert [(e["type"], e["raw_object"]["metadata"]["name"]) for e in seen] == [
+    assert _types_and_names(seen) == [
         ("ADDED", "in"),
         ("ADDED", "out"),
         ("MODIFIED", "in"),
@@ -158,24 +178,19 @@ def test_label_selector_watch_sees_objects_enter_and_leave(
     assert gone["metadata"]["resourceVersion"] == left.metadata.resource_version
 
 
-def test_field_selector_watch_follows_the_phase(
-    v1: client.CoreV1Api,
-    ns: str,
-    make_pod: Callable[..., client.V1Pod],
-    pod_watch: Callable[..., Iterator[dict[str, Any]]],
-) -> None:
-    start = v1.list_namespaced_pod(ns).metadata.resource_version
-    make_pod("worker")
-    v1.patch_namespaced_pod_status("worker", ns, {"status": {"phase": "Running"}})
-    v1.patch_namespaced_pod_status("worker", ns, {"status": {"message": "busy"}})
-    v1.patch_namespaced_pod_status("worker", ns, {"status": {"phase": "Succeeded"}})
-    make_pod("marker")
-    v1.patch_namespaced_pod_status("marker", ns, {"status": {"phase": "Running"}})
+def test_field_selector_watch_follows_the_phase(pods: Pods) -> None:
+    start = pods.revision()
+    pods.make("worker")
+    pods.patch_status("worker", {"status": {"phase": "Running"}})
+    pods.patch_status("worker", {"status": {"message": "busy"}})
+    pods.patch_status("worker", {"status": {"phase": "Succeeded"}})
+    pods.make("marker")
+    pods.patch_status("marker", {"status": {"phase": "Running"}})
 
-    events = pod_watch(resource_version=start, field_selector="status.phase=Running")
+    events = pods.watch(resource_version=start, field_selector="status.phase=Running")
     seen = [next(events) for _ in range(4)]
 
-    assert [(e["type"], e["raw_object"]["metadata"]["name"]) for e in seen] == [
+    assert _types_and_names(seen) == [
         ("ADDED", "worker"),
         ("MODIFIED", "worker"),
         ("DELETED", "worker"),
@@ -184,19 +199,14 @@ def test_field_selector_watch_follows_the_phase(
     assert seen[2]["raw_object"]["status"]["phase"] == "Running"
 
 
-def test_field_selector_watch_on_the_name(
-    v1: client.CoreV1Api,
-    ns: str,
-    make_pod: Callable[..., client.V1Pod],
-    pod_watch: Callable[..., Iterator[dict[str, Any]]],
-) -> None:
-    start = v1.list_namespaced_pod(ns).metadata.resource_version
-    make_pod("other")
-    make_pod("mine")
-    v1.delete_namespaced_pod("other", ns)
-    v1.delete_namespaced_pod("mine", ns)
+def test_field_selector_watch_on_the_name(pods: Pods) -> None:
+    start = pods.revision()
+    pods.make("other")
+    pods.make("mine")
+    pods.delete("other")
+    pods.delete("mine")
 
-    events = pod_watch(resource_version=start, field_selector="metadata.name=mine")
+    events = pods.watch(resource_version=start, field_selector="metadata.name=mine")
 
     assert _take(events, 3) == [("ADDED", "mine"), ("MODIFIED", "mine"), ("DELETED", "mine")]
 
@@ -208,13 +218,8 @@ def test_watch_across_all_namespaces(v1: client.CoreV1Api, make_pod: Callable[..
     make_pod("p", namespace="w2")
     make_pod("p", namespace="w1")
 
-    watcher = watch.Watch()
-    events = watcher.stream(v1.list_pod_for_all_namespaces, resource_version=start, timeout_seconds=10)
-    try:
+    with _watching(v1.list_pod_for_all_namespaces, resource_version=start, timeout_seconds=10) as events:
         seen = [next(events) for _ in range(2)]
-    finally:
-        watcher.stop()
-        events.close()
 
     assert [(e["type"], e["object"].metadata.namespace) for e in seen] == [("ADDED", "w2"), ("ADDED", "w1")]
 
@@ -224,13 +229,8 @@ def test_namespace_watch_sees_termination_then_deletion(v1: client.CoreV1Api) ->
     v1.create_namespace({"metadata": {"name": "brief"}})
     v1.delete_namespace("brief")
 
-    watcher = watch.Watch()
-    events = watcher.stream(v1.list_namespace, resource_version=start, timeout_seconds=10)
-    try:
+    with _watching(v1.list_namespace, resource_version=start, timeout_seconds=10) as events:
         seen = [next(events) for _ in range(3)]
-    finally:
-        watcher.stop()
-        events.close()
 
     assert [(e["type"], e["object"].status.phase) for e in seen] == [
         ("ADDED", "Active"),
@@ -303,12 +303,10 @@ def test_timeout_seconds_ends_the_stream(make_kube: Callable[..., Any], pod_body
     assert 0.9 <= elapsed < 5
 
 
-def test_client_stream_with_timeout_ends_by_itself(
-    ns: str, make_pod: Callable[..., client.V1Pod], pod_watch: Callable[..., Iterator[dict[str, Any]]]
-) -> None:
-    make_pod("only")
+def test_client_stream_with_timeout_ends_by_itself(pods: Pods) -> None:
+    pods.make("only")
 
-    events = list(pod_watch(timeout_seconds=1))
+    events = list(pods.watch(timeout_seconds=1))
 
     assert [(e["type"], e["object"].metadata.name) for e in events] == [("ADDED", "only")]
 
@@ -364,13 +362,8 @@ def test_history_window_boundary(make_kube: Callable[..., Any]) -> None:
     kube, _, forgotten = _history_gone(make_kube)
 
     # From the newest forgotten revision every later change is still held: the watch works.
-    watcher = watch.Watch()
-    events = watcher.stream(kube.v1.list_namespaced_pod, "busy", resource_version=str(forgotten), timeout_seconds=5)
-    try:
+    with _watching(kube.v1.list_namespaced_pod, "busy", resource_version=str(forgotten), timeout_seconds=5) as events:
         assert [next(events)["object"].metadata.name for _ in range(3)] == ["p2", "p3", "p4"]
-    finally:
-        watcher.stop()
-        events.close()
     # One revision earlier is gone.
     response = kube.v1.list_namespaced_pod(
         "busy", watch=True, resource_version=str(forgotten - 1), timeout_seconds=5, _preload_content=False
@@ -393,14 +386,9 @@ def test_watch_after_compaction_is_expired(
     assert event["object"]["code"] == 410
     assert event["object"]["message"] == f"too old resource version: {start} ({compacted})"
     # From the compaction's own revision on, watching works again.
-    watcher = watch.Watch()
-    events = watcher.stream(v1.list_namespaced_pod, ns, resource_version=str(compacted), timeout_seconds=5)
-    try:
+    with _watching(v1.list_namespaced_pod, ns, resource_version=str(compacted), timeout_seconds=5) as events:
         make_pod("b")
         assert next(events)["object"].metadata.name == "b"
-    finally:
-        watcher.stop()
-        events.close()
 
 
 def test_client_stream_raises_410_when_given_a_timeout(make_kube: Callable[..., Any]) -> None:
@@ -422,26 +410,21 @@ def test_watch_with_an_unsupported_field_is_400_at_once(v1: client.CoreV1Api, ns
     assert json.loads(excinfo.value.body)["message"] == "field label not supported: spec.image"
 
 
-def test_an_immediate_pod_delete_marks_the_pod_before_removing_it(
-    v1: client.CoreV1Api,
-    ns: str,
-    make_pod: Callable[..., client.V1Pod],
-    pod_watch: Callable[..., Iterator[dict[str, Any]]],
-) -> None:
+def test_an_immediate_pod_delete_marks_the_pod_before_removing_it(pods: Pods) -> None:
     # The generic store writes deletionTimestamp and deletionGracePeriodSeconds 0 (the pod strategy
     # makes any delete graceful), then removes the object: a watch sees the pod marked, then gone,
     # and the DELETED object carries the mark. Only a pod that leaves a selector, not deleted, comes
     # without one: what tells a client (the stock KubernetesExecutor) that another relabelled it.
-    start = v1.list_namespaced_pod(ns).metadata.resource_version
-    make_pod("unscheduled")
-    v1.delete_namespaced_pod("unscheduled", ns)
-    make_pod("forced", nodeName="node-1")
-    v1.delete_namespaced_pod("forced", ns, grace_period_seconds=0)
+    start = pods.revision()
+    pods.make("unscheduled")
+    pods.delete("unscheduled")
+    pods.make("forced", nodeName="node-1")
+    pods.delete("forced", grace_period_seconds=0)
 
-    events = pod_watch(resource_version=start)
+    events = pods.watch(resource_version=start)
     seen = [next(events) for _ in range(6)]
 
-    assert [(e["type"], e["raw_object"]["metadata"]["name"]) for e in seen] == [
+    assert _types_and_names(seen) == [
         ("ADDED", "unscheduled"),
         ("MODIFIED", "unscheduled"),
         ("DELETED", "unscheduled"),
