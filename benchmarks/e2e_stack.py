@@ -81,7 +81,13 @@ CONFIGURATIONS = {
 class BenchStack(DemoStack):
     def __init__(self, folder: Path, *, tasks: int, mixed_tasks: int, parallelism: int, statsd: dict[str, str]) -> None:
         settings = {
-            "core": {"parallelism": str(parallelism), "executor": "CeleryExecutor,KubernetesExecutor"},
+            # The default pool's 128 slots would cap the tasks queued and running at once as parallelism's
+            # 32 would: read when `db migrate` makes the pool, so set before it.
+            "core": {
+                "parallelism": str(parallelism),
+                "default_pool_task_slot_count": str(parallelism),
+                "executor": "CeleryExecutor,KubernetesExecutor",
+            },
             # As a real deployment, and the stock executor's default: finished pods are deleted.
             "kubernetes_executor": {"delete_worker_pods": "True"},
             "metrics": statsd,

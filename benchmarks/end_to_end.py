@@ -23,8 +23,9 @@ interleaved round by round:
 Variants: ``kubernetes`` (N tasks on the kubernetes queue), ``mixed`` (M/2 on kubernetes, M/2 on
 Celery; M = ``--mixed-tasks``, default N but at most 200),
 ``celery`` (M/2 on Celery only: ours against CeleryExecutor alone). Every configuration gets
-``[core] parallelism`` = ``--parallelism`` (default N), as the scheduler's default of 32 would cap
-every executor at 32 tasks in flight.
+``[core] parallelism`` and the default pool's slots = ``--parallelism`` (default N), as the
+scheduler's default of 32 would cap every executor at 32 tasks in flight, and the pool's 128 every
+configuration at 128 tasks queued or running.
 
 Printed per round and as medians, with the ratio ours/other: pods/s (from the trigger to the
 last pod created), tasks/s (to the last task success), p50/p99 queued-to-running per task (the
