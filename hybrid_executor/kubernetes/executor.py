@@ -85,7 +85,7 @@ class KubernetesPodExecutor(BaseExecutor):
             self,
             settings=lambda: self.settings,
             launcher=lambda: self._launcher,
-            delete=self._delete_pod,
+            delete_pod=self._delete_pod,
             build_pod=self._build_pod,
         )
 

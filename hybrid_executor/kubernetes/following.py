@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from hybrid_executor.kubernetes.podevents import PodEvent
@@ -53,6 +54,7 @@ class DeletePod(Protocol):
     def __call__(self, namespace: str, name: str, *, uid: str | None = None) -> None: ...
 
 
+@dataclass(eq=False)
 class PodFollower:
     """Follows the executor's pods through their events, on the scheduler's thread.
 
@@ -60,31 +62,19 @@ class PodFollower:
     and starts its launcher at ``start()``. ``relauncher`` is set at ``start()`` as well.
     """
 
-    def __init__(
-        self,
-        table: PodTable,
-        pending: PendingDeadlines,
-        metrics: PodMetrics,
-        reports: TaskReports,
-        *,
-        settings: Callable[[], KubernetesSettings],
-        launcher: Callable[[], PodLauncher | None],
-        delete: DeletePod,
-        build_pod: Callable[[ExecuteTask], dict[str, Any]],
-    ) -> None:
-        self._table = table
-        self._pending = pending
-        self._metrics = metrics
-        self._reports = reports
-        self._settings = settings
-        self._launcher = launcher
-        self._delete_pod = delete
-        self._build_pod = build_pod
-        self.relauncher: Relauncher | None = None  # from the settings, at the executor's start()
+    table: PodTable
+    pending: PendingDeadlines
+    metrics: PodMetrics
+    reports: TaskReports
+    settings: Callable[[], KubernetesSettings]
+    launcher: Callable[[], PodLauncher | None]
+    delete_pod: DeletePod
+    build_pod: Callable[[ExecuteTask], dict[str, Any]]
+    relauncher: Relauncher | None = None  # from the settings, at the executor's start()
 
     def on_event(self, event: PodEvent) -> None:
         metadata = event.pod.get("metadata") or {}
-        pod = self._table.by_name.get(metadata.get("name", ""))
+        pod = self.table.by_name.get(metadata.get("name", ""))
         if pod is None or event.queueing != pod.queueing or event.key != pod.key:
             return  # not a pod of a queueing this executor follows (another deployment's, or an older one's)
         uid = metadata.get("uid")
@@ -93,7 +83,7 @@ class PodFollower:
             pod.namespace = metadata.get("namespace", pod.namespace)
         elif uid != pod.uid:
             if event.type != "DELETED":
-                self._reports.log.warning(
+                self.reports.log.warning(
                     "Task %s: deleting pod %s/%s (uid %s): a second pod of one queueing (the first was %s)",
                     pod.key,
                     pod.namespace,
@@ -101,9 +91,9 @@ class PodFollower:
                     uid,
                     pod.uid,
                 )
-                self._delete_pod(metadata.get("namespace", pod.namespace), pod.name, uid=uid)
+                self.delete_pod(metadata.get("namespace", pod.namespace), pod.name, uid=uid)
             return
-        launcher = self._launcher()
+        launcher = self.launcher()
         if pod.launching and launcher is not None:
             launcher.cancel(pod.name)  # the pod exists: no attempt may make another once it is gone
         if pod.finished or pod.revoked:
@@ -111,27 +101,27 @@ class PodFollower:
         if event.type == "DELETED" and not event.synthetic and not metadata.get("deletionTimestamp"):
             self._let_go(pod)
             return
-        settings = self._settings()
+        settings = self.settings()
         outcome = outcome_of(event.type, event.pod, settings.worker_pod_pending_fatal_container_state_reasons)
         if outcome.state == "pending":
             self._note_pending(pod, outcome)
         elif outcome.state == "running":
-            self._metrics.left_pending(pod.pending_since)
+            self.metrics.left_pending(pod.pending_since)
             pod.pending_since = None
         elif outcome.state == "unknown":
             pod.pending_since = None  # it did start; the pending timeout no longer applies
             if not pod.unknown_reported:
                 pod.unknown_reported = True
-                self._reports.log.warning("Task %s: %s", pod.key, outcome.message)
-                self._reports.log_task_event(event="pod phase Unknown", extra=outcome.message, ti_key=pod.key)
+                self.reports.log.warning("Task %s: %s", pod.key, outcome.message)
+                self.reports.log_task_event(event="pod phase Unknown", extra=outcome.message, ti_key=pod.key)
         elif outcome.state in ("success", "failed"):
             self._finish(pod, outcome)
 
     def follow_adopted(self, adopted: Sequence[AdoptedPod]) -> None:
         """Follow pods adopted from a dead scheduler; the state their relabel answered is their first event."""
         for pod in adopted:
-            self._reports.running.add(pod.key)
-            self._table.follow(TrackedPod(pod.key, pod.namespace, pod.name, pod.queueing, pod.uid))
+            self.reports.running.add(pod.key)
+            self.table.follow(TrackedPod(pod.key, pod.namespace, pod.name, pod.queueing, pod.uid))
             if pod.pod:
                 self.on_event(PodEvent("MODIFIED", pod.pod))
 
@@ -144,7 +134,7 @@ class PodFollower:
         scheduler_health_check_threshold) and now reports the task: nothing is reported here, and
         the slot is freed, as the stock executor does with its ADOPTED state.
         """
-        self._reports.log.info(
+        self.reports.log.info(
             "Task %s: pod %s/%s was adopted by another scheduler; no longer followed here",
             pod.key,
             pod.namespace,
@@ -152,7 +142,7 @@ class PodFollower:
         )
         pod.finished = True
         if pod.current:
-            self._reports.running.discard(pod.key)
+            self.reports.running.discard(pod.key)
         self.release(pod)
 
     def _note_pending(self, pod: TrackedPod, outcome: PodOutcome) -> None:
@@ -161,11 +151,11 @@ class PodFollower:
             return
         pod.pending_reason = outcome.message
         if pod.pending_since is None:
-            self._pending.started_pending(pod, time.monotonic(), self._settings().worker_pods_pending_timeout)
+            self.pending.started_pending(pod, time.monotonic(), self.settings().worker_pods_pending_timeout)
 
     def enforce_pending_timeout(self) -> None:
-        timeout = self._settings().worker_pods_pending_timeout
-        for pod in list(self._pending.due(self._table.by_name, time.monotonic(), timeout)):
+        timeout = self.settings().worker_pods_pending_timeout
+        for pod in list(self.pending.due(self.table.by_name, time.monotonic(), timeout)):
             message = (
                 f"pod {pod.namespace}/{pod.name} was still Pending after {timeout:g}s "
                 f"([hybrid_executor] worker_pods_pending_timeout): {pod.pending_reason}"
@@ -184,31 +174,31 @@ class PodFollower:
         may instead get a new pod (see :mod:`hybrid_executor.kubernetes.relaunch`): nothing is reported.
         """
         pod.finished = True
-        launcher = self._launcher()
+        launcher = self.launcher()
         if launcher is not None:
             launcher.quota_freed(pod.namespace)  # an ended pod no longer counts against the quota
-        settings = self._settings()
+        settings = self.settings()
         if outcome.state == "success":
             if pod.current:
-                self._reports.success(pod.key, f"{pod.namespace}/{pod.name}")
+                self.reports.success(pod.key, f"{pod.namespace}/{pod.name}")
             delete = settings.delete_worker_pods
         else:
             if pod.current and not (relaunch and self._relaunch(pod, outcome)):
                 self.fail_task(pod, "pod failed", outcome.message)
             delete = still_pending or (settings.delete_worker_pods and settings.delete_worker_pods_on_failure)
         if delete and not outcome.gone:
-            self._delete_pod(pod.namespace, pod.name, uid=pod.uid)
+            self.delete_pod(pod.namespace, pod.name, uid=pod.uid)
         self.release(pod)
 
     def _relaunch(self, pod: TrackedPod, outcome: PodOutcome) -> bool:
         """Submit a new pod for ``pod``'s queueing, if its failure may be one before its task started."""
-        launcher = self._launcher()
+        launcher = self.launcher()
         if self.relauncher is None or launcher is None or not self.relauncher.allows(pod, outcome):
             return False
-        successor, request = self.relauncher.next_launch(pod, outcome, self._build_pod)
-        self._table.follow(successor)  # the failed pod's entry no longer reports (and is forgotten)
+        successor, request = self.relauncher.next_launch(pod, outcome, self.build_pod)
+        self.table.follow(successor)  # the failed pod's entry no longer reports (and is forgotten)
         launcher.submit(request)
-        self._reports.log.info(
+        self.reports.log.info(
             "Task %s: pod %s/%s failed; launching pod %s", pod.key, pod.namespace, pod.name, successor.name
         )
         return True
@@ -217,16 +207,16 @@ class PodFollower:
         """The queueing is over: forget its pod, or, while its launch is under way, stop the launch and
         keep the entry until the launcher answers (see the executor's _on_launch_result: what it made
         is deleted)."""
-        launcher = self._launcher()
+        launcher = self.launcher()
         if pod.launching and launcher is not None:
             launcher.cancel(pod.name)
         else:
-            self._table.forget(pod)
+            self.table.forget(pod)
 
     def fail_task(self, pod: TrackedPod, event: str, message: str) -> None:
-        self._reports.log.error("Task %s: %s: %s", pod.key, event, message)
-        self._reports.log_task_event(event=event, extra=message, ti_key=pod.key)
-        self._reports.fail(pod.key, message)
+        self.reports.log.error("Task %s: %s: %s", pod.key, event, message)
+        self.reports.log_task_event(event=event, extra=message, ti_key=pod.key)
+        self.reports.fail(pod.key, message)
 
 
 __all__ = ["DeletePod", "PodFollower", "TaskReports"]
