@@ -96,7 +96,7 @@ TRACKED: list[tuple[str, str, Callable[[Any], int | None]]] = [
     ("deleting", "deleter: deletions pending", lambda r: _size(r.kubernetes_executor, "_deleter", "pending")),
     ("known", "watcher: pods known", lambda r: _watchers_known(r.kubernetes_executor)),
     ("readopt", "adoptions waiting for a LIST", lambda r: _size(r.kubernetes_executor, "_pending_adoptions")),
-    ("templates", "pod template cache", lambda r: _size(r.kubernetes_executor, "_templates")),
+    ("templates", "pod template cache", lambda r: _size(r.kubernetes_executor, "_bodies", "templates")),
     ("handed", "router: event logs handed to the scheduler", lambda r: _size(r, "_handed_to_scheduler")),
     ("celery", "Celery side: workloads", lambda r: _size(r.celery_executor, "workloads")),
 ]

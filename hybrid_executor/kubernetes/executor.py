@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import queue
-import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -20,28 +19,23 @@ from airflow.executors.base_executor import PARALLELISM, BaseExecutor
 from airflow.utils.state import TaskInstanceState
 
 from hybrid_executor.compat import set_external_executor_id
-from hybrid_executor.kubernetes.adoption import AdoptedPod, AdoptionResult, adopt_pods
+from hybrid_executor.kubernetes.adoption import AdoptionResult, adopt_pods
 from hybrid_executor.kubernetes.api import KubeApi
 from hybrid_executor.kubernetes.deployment import resolve_deployment_id
+from hybrid_executor.kubernetes.following import PodFollower
 from hybrid_executor.kubernetes.launch_outcomes import settle_launch
 from hybrid_executor.kubernetes.launcher import LaunchRequest, LaunchResult
 from hybrid_executor.kubernetes.pending import PendingDeadlines
+from hybrid_executor.kubernetes.podbodies import PodBodies
+from hybrid_executor.kubernetes.podevents import PodEvent
 from hybrid_executor.kubernetes.podlog import read_task_pod_log
-from hybrid_executor.kubernetes.pods import (
-    PodContext,
-    base_pod_template,
-    pod_context_for,
-    pod_name_for,
-    worker_pod_body,
-)
-from hybrid_executor.kubernetes.podstate import PodOutcome, outcome_of
+from hybrid_executor.kubernetes.pods import pod_name_for
 from hybrid_executor.kubernetes.readoption import PendingAdoptions
 from hybrid_executor.kubernetes.relaunch import EVENT as RELAUNCH_EVENT
 from hybrid_executor.kubernetes.relaunch import Relauncher
 from hybrid_executor.kubernetes.services import PodServices
 from hybrid_executor.kubernetes.staleness import still_queued
 from hybrid_executor.kubernetes.tracking import PodTable, TrackedPod
-from hybrid_executor.kubernetes.watcher import PodEvent
 from hybrid_executor.kubernetes.workload_token import launch_deadline
 from hybrid_executor.metrics import PodMetrics
 
@@ -49,7 +43,6 @@ if TYPE_CHECKING:
     from airflow.executors import workloads
     from airflow.models.taskinstance import TaskInstance
     from airflow.models.taskinstancekey import TaskInstanceKey
-    from kubernetes.client import V1Pod
     from sqlalchemy.orm import Session
 
     from hybrid_executor.kubernetes.cleanup import PodDeleter
@@ -81,13 +74,20 @@ class KubernetesPodExecutor(BaseExecutor):
         self._events: queue.SimpleQueue[PodEvent] = queue.SimpleQueue()
         self._table = PodTable()  # by pod name (unique to a queueing), and the current queueing per key
         self._pending = PendingDeadlines()
-        self._templates: dict[str, V1Pod] = {}
-        self._templates_lock = threading.Lock()  # launcher threads build pods concurrently
-        self._contexts: dict[tuple[str | None, str], PodContext] = {}  # by queue and job: its template's JSON made once
+        self._bodies = PodBodies()
         self._metrics = PodMetrics(team_name)
         self._queued_at: dict[TaskInstanceKey, float] = {}  # time.monotonic() at queue_workload, until launched
         self._pending_adoptions = PendingAdoptions(self._adopt)
-        self._relauncher: Relauncher | None = None  # from the settings, at start()
+        self._follower = PodFollower(  # its events, on this thread: see kubernetes.following
+            self._table,
+            self._pending,
+            self._metrics,
+            self,
+            settings=lambda: self.settings,
+            launcher=lambda: self._launcher,
+            delete_pod=self._delete_pod,
+            build_pod=self._build_pod,
+        )
 
     # --- life ------------------------------------------------------------------------------
 
@@ -132,8 +132,13 @@ class KubernetesPodExecutor(BaseExecutor):
     def _watchers(self) -> dict[str, PodWatcher]:
         return self._services.watchers if self._services else {}
 
+    @property
+    def _relauncher(self) -> Relauncher | None:
+        """From the settings, at start()."""
+        return self._follower.relauncher
+
     def start(self) -> None:
-        self._relauncher = Relauncher.from_settings(self.settings)
+        self._follower.relauncher = Relauncher.from_settings(self.settings)
         services = PodServices.start(
             self.api,
             self.settings,
@@ -209,25 +214,8 @@ class KubernetesPodExecutor(BaseExecutor):
         return str(queueing)
 
     def _build_pod(self, workload: workloads.ExecuteTask) -> dict[str, Any]:
-        """Runs on a launcher thread: the pod's JSON body, from its queue's context (made once per queue)."""
-        cache_key = (workload.ti.queue, self.scheduler_job_id)
-        context = self._contexts.get(cache_key)
-        if context is None:
-            queue_name, job_id = cache_key
-            context = pod_context_for(
-                self.settings, queue_name, job_id, self._template, deployment_id=self.deployment_id
-            )
-            context.base_body  # noqa: B018 - made now, not by every launcher thread racing for it
-            self._contexts[cache_key] = context
-        return worker_pod_body(workload, context)
-
-    def _template(self, path: str | None) -> V1Pod:
-        if path is None:
-            return base_pod_template(None)
-        with self._templates_lock:
-            if path not in self._templates:
-                self._templates[path] = base_pod_template(path)
-            return self._templates[path]
+        """Runs on a launcher thread: the pod's JSON body (see kubernetes.podbodies)."""
+        return self._bodies.build(workload, self.scheduler_job_id, self.settings, self.deployment_id)
 
     # --- syncing --------------------------------------------------------------------------
 
@@ -240,8 +228,8 @@ class KubernetesPodExecutor(BaseExecutor):
                 event = self._events.get_nowait()
             except queue.Empty:
                 break
-            self._on_pod_event(event)
-        self._enforce_pending_timeout()
+            self._follower.on_event(event)
+        self._follower.enforce_pending_timeout()
         self._settle_adoptions()
 
     def _on_launch_result(self, result: LaunchResult) -> None:
@@ -264,145 +252,16 @@ class KubernetesPodExecutor(BaseExecutor):
         if actions.stop_running:
             self.running.discard(pod.key)
         if actions.failure is not None:
-            self._fail_task(pod, *actions.failure)
+            self._follower.fail_task(pod, *actions.failure)
         elif result.ok and pod.failure and not actions.delete and self._relauncher is not None:
             self.log_task_event(event=RELAUNCH_EVENT, extra=self._relauncher.event_text(pod), ti_key=pod.key)
             pod.failure = None
         if pod.revoked or pod.finished:
             self._table.forget(pod)  # the launch is over and so is the queueing
 
-    def _on_pod_event(self, event: PodEvent) -> None:
-        metadata = event.pod.get("metadata") or {}
-        pod = self._table.by_name.get(metadata.get("name", ""))
-        if pod is None or event.queueing != pod.queueing or event.key != pod.key:
-            return  # not a pod of a queueing this executor follows (another deployment's, or an older one's)
-        uid = metadata.get("uid")
-        if pod.uid is None:
-            pod.uid = uid
-            pod.namespace = metadata.get("namespace", pod.namespace)
-        elif uid != pod.uid:
-            if event.type != "DELETED":
-                self.log.warning(
-                    "Task %s: deleting pod %s/%s (uid %s): a second pod of one queueing (the first was %s)",
-                    pod.key,
-                    pod.namespace,
-                    pod.name,
-                    uid,
-                    pod.uid,
-                )
-                self._delete_pod(metadata.get("namespace", pod.namespace), pod.name, uid=uid)
-            return
-        if pod.launching and self._launcher is not None:
-            self._launcher.cancel(pod.name)  # the pod exists: no attempt may make another once it is gone
-        if pod.finished or pod.revoked:
-            return
-        if event.type == "DELETED" and not event.synthetic and not metadata.get("deletionTimestamp"):
-            self._let_go(pod)
-            return
-        outcome = outcome_of(event.type, event.pod, self.settings.worker_pod_pending_fatal_container_state_reasons)
-        if outcome.state == "pending":
-            self._note_pending(pod, outcome)
-        elif outcome.state == "running":
-            self._metrics.left_pending(pod.pending_since)
-            pod.pending_since = None
-        elif outcome.state == "unknown":
-            pod.pending_since = None  # it did start; the pending timeout no longer applies
-            if not pod.unknown_reported:
-                pod.unknown_reported = True
-                self.log.warning("Task %s: %s", pod.key, outcome.message)
-                self.log_task_event(event="pod phase Unknown", extra=outcome.message, ti_key=pod.key)
-        elif outcome.state in ("success", "failed"):
-            self._finish(pod, outcome)
-
-    def _let_go(self, pod: TrackedPod) -> None:
-        """The pod left this scheduler's selector without being deleted: another scheduler adopted it.
-
-        A deleted pod's last state always carries deletionTimestamp (the API server writes it before
-        it removes any pod); only a relabel, which adoption alone does, ends a watch's view of a pod
-        without it. That scheduler took this one for dead (a heartbeat later than
-        scheduler_health_check_threshold) and now reports the task: nothing is reported here, and
-        the slot is freed, as the stock executor does with its ADOPTED state.
-        """
-        self.log.info(
-            "Task %s: pod %s/%s was adopted by another scheduler; no longer followed here",
-            pod.key,
-            pod.namespace,
-            pod.name,
-        )
-        pod.finished = True
-        if pod.current:
-            self.running.discard(pod.key)
-        self._release(pod)
-
-    def _note_pending(self, pod: TrackedPod, outcome: PodOutcome) -> None:
-        if outcome.fatal:
-            self._finish(pod, outcome, still_pending=True)
-            return
-        pod.pending_reason = outcome.message
-        if pod.pending_since is None:
-            self._pending.started_pending(pod, time.monotonic(), self.settings.worker_pods_pending_timeout)
-
-    def _enforce_pending_timeout(self) -> None:
-        timeout = self.settings.worker_pods_pending_timeout
-        for pod in list(self._pending.due(self._table.by_name, time.monotonic(), timeout)):
-            message = (
-                f"pod {pod.namespace}/{pod.name} was still Pending after {timeout:g}s "
-                f"([hybrid_executor] worker_pods_pending_timeout): {pod.pending_reason}"
-            )
-            # Not relaunched: a new pod would wait as long again.
-            self._finish(pod, PodOutcome("failed", message, fatal=True), still_pending=True, relaunch=False)
-
-    def _finish(
-        self, pod: TrackedPod, outcome: PodOutcome, *, still_pending: bool = False, relaunch: bool = True
-    ) -> None:
-        """Report the task's end (for its current queueing only) and delete the pod by policy.
-
-        A pod given up on while still Pending (the pending timeout, a reason that cannot resolve) is
-        deleted whatever the policy, as the stock executor deleted timed-out pods: left there, it
-        would hold its quota, and could yet start and run a task already reported failed. A failure
-        may instead get a new pod (see :mod:`hybrid_executor.kubernetes.relaunch`): nothing is reported.
-        """
-        pod.finished = True
-        if self._launcher is not None:
-            self._launcher.quota_freed(pod.namespace)  # an ended pod no longer counts against the quota
-        if outcome.state == "success":
-            if pod.current:
-                self.success(pod.key, f"{pod.namespace}/{pod.name}")
-            delete = self.settings.delete_worker_pods
-        else:
-            if pod.current and not (relaunch and self._relaunch(pod, outcome)):
-                self._fail_task(pod, "pod failed", outcome.message)
-            delete = still_pending or (self.settings.delete_worker_pods and self.settings.delete_worker_pods_on_failure)
-        if delete and not outcome.gone:
-            self._delete_pod(pod.namespace, pod.name, uid=pod.uid)
-        self._release(pod)
-
-    def _relaunch(self, pod: TrackedPod, outcome: PodOutcome) -> bool:
-        """Submit a new pod for ``pod``'s queueing, if its failure may be one before its task started."""
-        if self._relauncher is None or self._launcher is None or not self._relauncher.allows(pod, outcome):
-            return False
-        successor, request = self._relauncher.next_launch(pod, outcome, self._build_pod)
-        self._table.follow(successor)  # the failed pod's entry no longer reports (and is forgotten)
-        self._launcher.submit(request)
-        self.log.info("Task %s: pod %s/%s failed; launching pod %s", pod.key, pod.namespace, pod.name, successor.name)
-        return True
-
-    def _release(self, pod: TrackedPod) -> None:
-        """The queueing is over: forget its pod, or, while its launch is under way, stop the launch and
-        keep the entry until the launcher answers (see _on_launch_result: what it made is deleted)."""
-        if pod.launching and self._launcher is not None:
-            self._launcher.cancel(pod.name)
-        else:
-            self._table.forget(pod)
-
     def _delete_pod(self, namespace: str, name: str, *, uid: str | None = None) -> None:
         assert self._deleter is not None, "start() the executor first"
         self._deleter.delete(namespace, name, uid=uid)
-
-    def _fail_task(self, pod: TrackedPod, event: str, message: str) -> None:
-        self.log.error("Task %s: %s: %s", pod.key, event, message)
-        self.log_task_event(event=event, extra=message, ti_key=pod.key)
-        self.fail(pod.key, message)
 
     # --- the scheduler's other calls ------------------------------------------------------
 
@@ -422,7 +281,7 @@ class KubernetesPodExecutor(BaseExecutor):
             self.log.info("Task %s ended by the scheduler (%s): deleting pod %s", key, state, where)
             pod.finished = True
             self._delete_pod(pod.namespace, pod.name, uid=pod.uid)
-            self._release(pod)
+            self._follower.release(pod)
         super().change_state(key, state, info, remove_running=remove_running)
 
     def revoke_task(self, *, ti: TaskInstance) -> None:
@@ -439,7 +298,7 @@ class KubernetesPodExecutor(BaseExecutor):
                 )
             pod.revoked = True
             self._delete_pod(pod.namespace, pod.name)
-            self._release(pod)
+            self._follower.release(pod)
         self.running.discard(key)
         self.queued_tasks.pop(key, None)
         self._queued_at.pop(key, None)
@@ -456,7 +315,7 @@ class KubernetesPodExecutor(BaseExecutor):
         if not wanted:
             return []
         outcome = self._adopt(wanted)
-        self._follow_adopted(outcome.adopted)
+        self._follower.follow_adopted(outcome.adopted)
         if outcome.unlisted:
             # Their pods may run: kept (see readoption), never reset into a second try beside them.
             self.running.update(ti.key for ti in outcome.unlisted)
@@ -476,18 +335,11 @@ class KubernetesPodExecutor(BaseExecutor):
         self._metrics.adoption(len(outcome.adopted), len(outcome.not_adopted), time.monotonic() - started)
         return outcome
 
-    def _follow_adopted(self, adopted: Sequence[AdoptedPod]) -> None:
-        for pod in adopted:
-            self.running.add(pod.key)
-            self._table.follow(TrackedPod(pod.key, pod.namespace, pod.name, pod.queueing, pod.uid))
-            if pod.pod:
-                self._on_pod_event(PodEvent("MODIFIED", pod.pod))
-
     def _settle_adoptions(self) -> None:
         if not len(self._pending_adoptions):
             return
         settled = self._pending_adoptions.poll()
-        self._follow_adopted(settled.adopted)
+        self._follower.follow_adopted(settled.adopted)
         for ti, event, message in settled.failures():
             self.log.error("Task %s: %s", ti.key, message)
             self.log_task_event(event=event, extra=message, ti_key=ti.key)

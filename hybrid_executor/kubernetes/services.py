@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING
 from hybrid_executor.kubernetes.cleanup import PodDeleter
 from hybrid_executor.kubernetes.launcher import PodLauncher
 from hybrid_executor.kubernetes.orphans import DeletionPolicy, OrphanPodCollector
+from hybrid_executor.kubernetes.podevents import PodEvent
 from hybrid_executor.kubernetes.pods import selector_for_scheduler
-from hybrid_executor.kubernetes.watcher import PodEvent, PodWatcher
+from hybrid_executor.kubernetes.watcher import PodWatcher
 
 if TYPE_CHECKING:
     from hybrid_executor.kubernetes.api import KubeApi

@@ -21,10 +21,12 @@ The thread follows the API conventions for a consistent view (what client-go's r
 Only names, namespaces and resourceVersions are logged, never a pod: a pod's container args
 carry the workload JSON, with its JWT.
 
-The watcher talks to the API through :class:`PodSource` (two methods of ``KubeApi``) and does
-not import the API module; an iterator that ``watch_pods`` returns may offer ``shutdown()``
-(see :class:`InterruptibleStream`) so that :meth:`PodWatcher.stop` need not wait for the
-server to end the stream.
+The watcher talks to the API through :class:`~hybrid_executor.kubernetes.podsource.PodSource`
+(two methods of ``KubeApi``) and does not import the API module; an iterator that ``watch_pods``
+returns may offer ``shutdown()`` (see :class:`~hybrid_executor.kubernetes.podsource.InterruptibleStream`)
+so that :meth:`PodWatcher.stop` need not wait for the server to end the stream. What it emits, and
+the tombstones it keeps, are :mod:`hybrid_executor.kubernetes.podevents`; its backoff is
+:mod:`hybrid_executor.kubernetes.watchbackoff`.
 """
 
 from __future__ import annotations
@@ -33,124 +35,23 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any
 
-import tenacity
-
-from hybrid_executor.kubernetes.identity import queueing_of_pod, task_key_from_pod
+from hybrid_executor.kubernetes.podevents import RELISTED, KnownPods, PodEvent, pod_ref
+from hybrid_executor.kubernetes.podsource import (
+    InterruptibleStream,
+    PodPageLike,
+    PodSource,
+    WatchEventLike,
+    describe,
+    is_gone,
+)
+from hybrid_executor.kubernetes.watchbackoff import ReconnectBackoff
 from hybrid_executor.metrics import PodMetrics
-
-if TYPE_CHECKING:
-    from airflow.models.taskinstancekey import TaskInstanceKey
 
 log = logging.getLogger(__name__)
 
-RELISTED = "RELISTED"
 _EMITTED_TYPES = frozenset({"ADDED", "MODIFIED", "DELETED"})
-
-
-# --- what the watcher needs from the API (KubeApi satisfies it) -------------------------------
-
-
-class PodPageLike(Protocol):
-    """One page of a pod list: ``KubeApi.list_pods_page``'s ``PodPage``."""
-
-    @property
-    def items(self) -> Sequence[dict[str, Any]]: ...
-    @property
-    def resource_version(self) -> str: ...
-    @property
-    def continue_token(self) -> str | None: ...
-
-
-class WatchEventLike(Protocol):
-    """One watch event: ``KubeApi.watch_pods``'s ``WatchEvent`` (the raw JSON object)."""
-
-    @property
-    def type(self) -> str: ...
-    @property
-    def object(self) -> dict[str, Any]: ...
-
-
-class PodSource(Protocol):
-    """The two calls the watcher makes; ``hybrid_executor.kubernetes.api.KubeApi`` has both.
-
-    Either may raise anything on failure. A 410 (resourceVersion or continue token too old)
-    must be recognisable by :func:`is_gone`: ``KubeApiError(kind=GONE)`` is.
-    """
-
-    def list_pods_page(
-        self, namespace: str | None, label_selector: str, continue_token: str | None, limit: int
-    ) -> PodPageLike: ...
-
-    def watch_pods(
-        self, namespace: str | None, label_selector: str, resource_version: str, timeout_seconds: int
-    ) -> Iterator[WatchEventLike]: ...
-
-
-@runtime_checkable
-class InterruptibleStream(Protocol):
-    """Optional: a watch iterator whose ``shutdown()``, called from another thread, ends a blocked read."""
-
-    def shutdown(self) -> None: ...
-
-
-def is_gone(error: BaseException) -> bool:
-    """Whether ``error`` is a 410: ``KubeApiError`` of kind GONE, or anything carrying code/status 410."""
-    kind = getattr(error, "kind", None)
-    if getattr(kind, "name", None) == "GONE":
-        return True
-    return 410 in (getattr(error, "code", None), getattr(error, "status", None))
-
-
-# --- what the watcher emits ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PodEvent:
-    """A pod change for the executor.
-
-    ``type`` is ADDED, MODIFIED or DELETED (from the watch, or a synthetic DELETED for a pod that
-    went while the watch was down), or RELISTED (a pod as a list found it: at start and after a
-    410). ``pod`` is the raw JSON pod; a synthetic DELETED carries only the last known
-    apiVersion, kind, metadata (name, namespace, uid, resourceVersion, labels, annotations,
-    deletionTimestamp) and ``status.phase``.
-    """
-
-    type: str
-    pod: dict[str, Any]
-    synthetic: bool = False  # a DELETED the watcher made up after a relist, not the server's
-    # The pod's identity, read from its metadata on the thread that makes the event (a watcher's),
-    # so that the scheduler's thread, which handles hundreds of events per heartbeat, only compares.
-    key: TaskInstanceKey | None = field(init=False, repr=False, compare=False)
-    queueing: str = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "key", task_key_from_pod(self.pod))
-        object.__setattr__(self, "queueing", queueing_of_pod(self.pod))
-
-
-def _key(pod: dict[str, Any]) -> tuple[str, str]:
-    metadata = pod["metadata"]
-    return metadata.get("namespace", ""), metadata["name"]
-
-
-def _tombstone(pod: dict[str, Any]) -> dict[str, Any]:
-    """What is kept of a known pod: enough to name its task, and no spec (the JWT is in there)."""
-    metadata = pod["metadata"]
-    kept = {
-        field: metadata[field]
-        for field in ("name", "namespace", "uid", "resourceVersion", "labels", "annotations", "deletionTimestamp")
-        if field in metadata
-    }
-    tombstone: dict[str, Any] = {"apiVersion": pod.get("apiVersion", "v1"), "kind": pod.get("kind", "Pod")}
-    tombstone["metadata"] = kept
-    phase = (pod.get("status") or {}).get("phase")
-    if phase is not None:
-        tombstone["status"] = {"phase": phase}
-    return tombstone
 
 
 class _StreamFailed(Exception):
@@ -199,11 +100,8 @@ class PodWatcher:
         self._events = events
         self._timeout = watch_timeout_seconds
         self._page_size = page_size
-        self._backoff_max = backoff_max
-        self._wait = tenacity.wait_random_exponential(multiplier=backoff_initial, max=backoff_max)
-        self._retrying = tenacity.Retrying()  # only to give the wait strategy its attempt numbers
-        self._failures = 0  # connections (lists or watches) failed in a row
-        self._known: dict[tuple[str, str], dict[str, Any]] = {}  # ns/name -> last known tombstone
+        self._backoff = ReconnectBackoff(backoff_initial, backoff_max)
+        self._known = KnownPods()  # ns/name -> last known tombstone
         self._resource_version: str | None = None
         self._stopping = threading.Event()
         self._synced = threading.Event()
@@ -253,7 +151,7 @@ class PodWatcher:
     @property
     def consecutive_failures(self) -> int:
         """Lists or watch connections that failed in a row; 0 once one succeeds."""
-        return self._failures
+        return self._backoff.failures
 
     @property
     def resource_version(self) -> str | None:
@@ -275,7 +173,7 @@ class PodWatcher:
                     exc_info=True,
                 )
                 self._resource_version = None
-                delay = self._failed()
+                delay = self._backoff.failed()
             if delay > 0:
                 self._stopping.wait(delay)
         log.info("pod watcher %s: stopped", self.scope)
@@ -286,27 +184,12 @@ class PodWatcher:
             try:
                 self._relist()
             except Exception as error:
-                delay = self._failed(error)
-                log.warning("pod watcher %s: list failed (%s); retrying in %.2f s", self.scope, _describe(error), delay)
+                delay = self._backoff.failed(error)
+                log.warning("pod watcher %s: list failed (%s); retrying in %.2f s", self.scope, describe(error), delay)
                 return delay
-            self._failures = 0
+            self._backoff.succeeded()
             return 0.0
         return self._watch(self._resource_version)
-
-    def _failed(self, error: BaseException | None = None) -> float:
-        """Count one more failure in a row and return the backoff before the next attempt.
-
-        A Retry-After the error carries (``KubeApiError.retry_after``) is honoured, up to
-        ``backoff_max``.
-        """
-        self._failures += 1
-        state = tenacity.RetryCallState(self._retrying, None, (), {})
-        state.attempt_number = self._failures
-        delay = float(self._wait(state))
-        retry_after = getattr(error, "retry_after", None)
-        if isinstance(retry_after, (int, float)) and retry_after > 0:
-            delay = max(delay, min(float(retry_after), self._backoff_max))
-        return delay
 
     # --- list ----------------------------------------------------------------------------------
 
@@ -324,18 +207,13 @@ class PodWatcher:
             )
             pages += 1
             for pod in page.items:
-                listed[_key(pod)] = pod
+                listed[pod_ref(pod)] = pod
             continue_token = page.continue_token or None
             if continue_token is None or self._stopping.is_set():
                 break
         if self._stopping.is_set():
             return
-        # Gone: not listed, or listed under another uid (deleted and created again: a new pod).
-        gone = [
-            tombstone
-            for key, tombstone in self._known.items()
-            if key not in listed or listed[key]["metadata"].get("uid") != tombstone["metadata"].get("uid")
-        ]
+        gone = self._known.relisted(listed)
         for tombstone in gone:
             log.info(
                 "pod watcher %s: pod %s (uid %s) went while the watch was down",
@@ -344,7 +222,6 @@ class PodWatcher:
                 tombstone["metadata"].get("uid"),
             )
             self._events.put(PodEvent("DELETED", tombstone, synthetic=True))
-        self._known = {key: _tombstone(pod) for key, pod in listed.items()}
         for pod in listed.values():
             self._events.put(PodEvent(RELISTED, pod))
         self._resource_version = page.resource_version
@@ -389,7 +266,7 @@ class PodWatcher:
                 except Exception as error:
                     return self._dropped(error, resource_version, received)
                 if received == 0:
-                    self._failures = 0  # connected: the backoff starts over
+                    self._backoff.succeeded()  # connected: the backoff starts over
                 received += 1
                 try:
                     self._handle(event)
@@ -406,7 +283,7 @@ class PodWatcher:
         # Closed early by the server. If it delivered events, the backoff has started over and
         # this is a short jittered wait; if it delivered none, one more failure in a row.
         self._metrics.watch_reconnected(self.namespace)
-        delay = self._failed()
+        delay = self._backoff.failed()
         log.info(
             "pod watcher %s: watch closed by the server after %d events; resuming from resourceVersion %s in %.2f s",
             self.scope,
@@ -422,14 +299,14 @@ class PodWatcher:
         if is_gone(error):
             return self._gone(resource_version)
         self._metrics.watch_reconnected(self.namespace)
-        delay = self._failed(error)
+        delay = self._backoff.failed(error)
         log.warning(
             "pod watcher %s: watch from resourceVersion %s failed after %d events (%s); "
             "resuming from resourceVersion %s in %.2f s",
             self.scope,
             resource_version,
             received,
-            _describe(error),
+            describe(error),
             self._resource_version,
             delay,
         )
@@ -467,19 +344,20 @@ class PodWatcher:
         if kind not in _EMITTED_TYPES:
             log.warning("pod watcher %s: ignoring a watch event of unknown type %r", self.scope, kind)
             return
-        key = _key(obj)
-        if kind == "DELETED":
-            self._known.pop(key, None)
-        else:
-            self._known[key] = _tombstone(obj)
+        self._known.saw(kind, obj)
         self._events.put(PodEvent(kind, obj))
         if version:
             self._resource_version = version
 
 
-def _describe(error: BaseException) -> str:
-    """An error for the log: its type and its first line, cut short (never an object dump)."""
-    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    if len(text) > 300:
-        text = text[:300] + "..."
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+# Re-exported: tests and other modules import these from here.
+__all__ = [
+    "RELISTED",
+    "InterruptibleStream",
+    "PodEvent",
+    "PodPageLike",
+    "PodSource",
+    "PodWatcher",
+    "WatchEventLike",
+    "is_gone",
+]
