@@ -401,7 +401,10 @@ def test_a_task_revoked_while_its_create_is_retried_never_gets_a_pod(kube: KubeR
 
     executor = kube.start()
     revoked, kept = kube.queue(executor, ["ok", "ok_b"])
-    rule = kube.pod_fault("create", status=503)
+    # Retry-After 3 s: the revoke lands while the launcher waits for its next attempt. Without it, a
+    # backoff drawn near 0 s could put an attempt on the wire as the test revokes; that pod is a
+    # stray, deleted when its create answers, but it would be created.
+    rule = kube.pod_fault("create", status=503, retry_after=3)
     queue_all(executor, [revoked])
     heartbeat_until(executor, lambda: rule.hits >= 2, what="the create to be retried")
 
