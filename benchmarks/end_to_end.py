@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import importlib.util
 import os
 import shutil
 import sys
@@ -194,6 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in CONFIGURATIONS] + [v for v in variants if v not in VARIANTS]
     if unknown:
         parser.error(f"unknown: {', '.join(unknown)}; configurations: {', '.join(CONFIGURATIONS)}")
+    if args.chart and importlib.util.find_spec("matplotlib") is None:
+        # Said now, not after the rounds: a run can take an hour, and its figures would be lost.
+        parser.error(f"--chart {args.chart} needs matplotlib: pip install -e '.[bench]', or --chart '' for no chart")
 
     folder = args.keep.resolve() if args.keep else Path(tempfile.mkdtemp(prefix="e2e-"))
     # Celery tasks run for real, about one a second on a busy 2-core machine: fewer by default.

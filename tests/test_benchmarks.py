@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import subprocess
 import sys
@@ -69,6 +70,23 @@ def test_the_end_to_end_benchmark_runs_ours_and_the_stock_executor_through_a_rea
         assert re.search(rf"^1 ms, kubernetes, {name}, round 1: 6 pods, .* 6 success", out, re.MULTILINE), out
     assert "ours/stock-tuned   ratio" in out
     assert "raw client, 16 threads:" in out
+
+
+def test_the_end_to_end_benchmark_says_it_needs_matplotlib_before_it_runs_anything(tmp_path: Path) -> None:
+    if importlib.util.find_spec("matplotlib") is not None:
+        pytest.skip("matplotlib is installed: the benchmark would draw its chart")
+    chart = tmp_path / "chart.png"
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "end_to_end.py"), "--tasks", "6", "--chart", str(chart)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"--chart {chart} needs matplotlib: pip install -e '.[bench]', or --chart '' for no chart" in done.stderr
+    assert "starting" not in done.stdout  # nothing was started
 
 
 def test_the_end_to_end_chart_draws_a_line_per_configuration(tmp_path: Path) -> None:
